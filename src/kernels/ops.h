@@ -1,0 +1,57 @@
+// The compute kernels the runtime calls. Each op has a plain reference in kernels/ref.* that defines it;
+// the fast versions (Highway, dispatched at run time to the best SIMD target of this CPU) must match it.
+// Matrices are row-major. A linear weight W is `rows × cols` (out × in), each row contiguous.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "lowbit/thread_pool.h"
+
+namespace lowbit::kernels {
+
+enum class WeightType { F32, F16, BF16 };
+size_t weight_type_bytes(WeightType t);
+
+// y[t*rows + r] = sum_k W[r*cols + k] * x[t*cols + k]   for t < n_tokens, r < rows.
+// n_tokens == 1 is the decode (matrix–vector) case; larger n_tokens the prefill (matrix–matrix) case.
+void matmul(ThreadPool& pool, WeightType wt, const void* W, size_t rows, size_t cols, const float* x,
+            size_t n_tokens, float* y);
+
+// y = x / sqrt(mean(x^2) + eps) * w, over n values (y may alias x).
+void rmsnorm(const float* x, const float* w, float* y, size_t n, float eps);
+
+// llama.cpp's "normal" RoPE on one token: for each head h and pair i < rot_dim/2, rotate
+// (v[h*head_dim + 2i], v[h*head_dim + 2i + 1]) by angle pos * freq_base^(-2i/rot_dim).
+void rope(float* v, size_t n_heads, size_t head_dim, size_t rot_dim, size_t pos, float freq_base);
+
+// out[i] = silu(gate[i]) * up[i]
+void swiglu(const float* gate, const float* up, float* out, size_t n);
+
+// Causal grouped-query attention for n_tokens new tokens at positions pos0 .. pos0+n_tokens-1.
+// q:   [n_tokens][n_heads * head_dim]
+// k,v: the cache, [pos0 + n_tokens][n_kv_heads * head_dim] (row stride kv_stride floats), already holding
+//      the new tokens' keys and values. Query head h uses kv head h / (n_heads / n_kv_heads).
+// out: [n_tokens][n_heads * head_dim]. Scores are scaled by 1/sqrt(head_dim) and softmaxed in fp32.
+void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
+               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out);
+
+// Conversions used to hold weights in 16-bit runtime layouts (round to nearest even).
+void f32_to_f16(const float* x, uint16_t* y, size_t n);
+void f32_to_bf16(const float* x, uint16_t* y, size_t n);
+float f16_to_f32(uint16_t h);
+float bf16_to_f32(uint16_t h);
+
+// Name of the SIMD target chosen at run time (e.g. "AVX3_ZEN4", "AVX2", "NEON", "EMU128").
+const char* simd_target_name();
+
+namespace ref {
+// Plain scalar references, the specification of the ops above.
+void matmul(WeightType wt, const void* W, size_t rows, size_t cols, const float* x, size_t n_tokens, float* y);
+void attention(const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v, size_t kv_stride,
+               size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out);
+void rmsnorm(const float* x, const float* w, float* y, size_t n, float eps);
+void rope(float* v, size_t n_heads, size_t head_dim, size_t rot_dim, size_t pos, float freq_base);
+void swiglu(const float* gate, const float* up, float* out, size_t n);
+}  // namespace ref
+
+}  // namespace lowbit::kernels
