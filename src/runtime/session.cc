@@ -1,0 +1,126 @@
+#include "lowbit/session.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/ops.h"
+#include "lowbit/error.h"
+
+namespace lowbit {
+
+namespace {
+
+kernels::WeightType kernel_type(WeightDtype d) {
+  switch (d) {
+    case WeightDtype::F16: return kernels::WeightType::F16;
+    case WeightDtype::BF16: return kernels::WeightType::BF16;
+    case WeightDtype::F32: break;
+  }
+  return kernels::WeightType::F32;
+}
+
+void linear(ThreadPool& pool, const LinearWeight& w, const float* x, size_t n, float* y) {
+  kernels::matmul(pool, kernel_type(w.dtype), w.data.data(), w.rows, w.cols, x, n, y);
+}
+
+}  // namespace
+
+Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options)
+    : model_(std::move(model)),
+      n_ctx_(options.n_ctx),
+      max_batch_(std::max<size_t>(1, options.max_batch)),
+      pool_(options.threads > 0 ? options.threads : default_thread_count()) {
+  const ModelConfig& c = model_->config();
+  if (n_ctx_ == 0) fail("--ctx must be positive");
+  if (n_ctx_ > (size_t(1) << 22)) fail("--ctx {} is too large", n_ctx_);
+  k_cache_.resize(c.n_layers * n_ctx_ * c.kv_dim());
+  v_cache_.resize(c.n_layers * n_ctx_ * c.kv_dim());
+  logits_.resize(c.vocab_size);
+}
+
+void Session::ensure_scratch(size_t n) {
+  if (n <= scratch_tokens_) return;
+  const ModelConfig& c = model_->config();
+  x_.resize(n * c.dim);
+  xb_.resize(n * c.dim);
+  qkv_.resize(n * (c.dim + 2 * c.kv_dim()));
+  q_.resize(n * c.dim);
+  att_.resize(n * c.dim);
+  ffn_.resize(n * 2 * c.ffn_dim);
+  ffn_out_.resize(n * std::max(c.ffn_dim, c.dim));
+  scratch_tokens_ = n;
+}
+
+void Session::truncate(size_t n) {
+  if (n > n_past_) fail("cannot truncate the session to {} tokens: it holds {}", n, n_past_);
+  n_past_ = n;
+}
+
+const float* Session::prefill(const std::vector<int32_t>& tokens, bool all_logits) {
+  if (tokens.empty()) fail("prefill: no tokens");
+  if (n_past_ + tokens.size() > n_ctx_)
+    fail("the prompt ({} tokens{}) does not fit in the context of {} tokens (raise --ctx)", tokens.size(),
+         n_past_ ? fmt::format(" after {} already in the context", n_past_) : "", n_ctx_);
+  const size_t V = model_->config().vocab_size;
+  for (int32_t t : tokens)
+    if (t < 0 || static_cast<size_t>(t) >= V) fail("token id {} is outside the vocabulary (0..{})", t, V - 1);
+  if (all_logits) all_logits_.resize(tokens.size() * V);
+  for (size_t i = 0; i < tokens.size(); i += max_batch_) {
+    size_t n = std::min(max_batch_, tokens.size() - i);
+    forward(tokens.data() + i, n, all_logits, all_logits ? all_logits_.data() + i * V : logits_.data());
+  }
+  return all_logits ? all_logits_.data() : logits_.data();
+}
+
+const float* Session::decode(int32_t token) { return prefill({token}, false); }
+
+void Session::forward(const int32_t* tokens, size_t n, bool all_logits, float* logits_out) {
+  const Model& m = *model_;
+  const ModelConfig& c = m.config();
+  const size_t D = c.dim, KV = c.kv_dim(), F = c.ffn_dim, HD = c.head_dim;
+  const size_t QKV = D + 2 * KV;
+  ensure_scratch(n);
+  float* x = x_.data();
+  float* xb = xb_.data();
+
+  for (size_t t = 0; t < n; ++t) m.token_embedding().row_to_f32(tokens[t], x + t * D);
+
+  for (size_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = m.layer(l);
+    float* kc = k_cache_.data() + l * n_ctx_ * KV;
+    float* vc = v_cache_.data() + l * n_ctx_ * KV;
+
+    // Attention block: q, k, v from one stacked matmul; k and v go straight into the cache.
+    for (size_t t = 0; t < n; ++t) kernels::rmsnorm(x + t * D, L.attn_norm.data(), xb + t * D, D, c.rms_eps);
+    linear(pool_, L.wqkv, xb, n, qkv_.data());
+    for (size_t t = 0; t < n; ++t) {
+      const size_t pos = n_past_ + t;
+      float* row = qkv_.data() + t * QKV;
+      kernels::rope(row, c.n_heads, HD, c.rope_dim, pos, c.rope_freq_base);
+      kernels::rope(row + D, c.n_kv_heads, HD, c.rope_dim, pos, c.rope_freq_base);
+      std::memcpy(q_.data() + t * D, row, D * sizeof(float));
+      std::memcpy(kc + pos * KV, row + D, KV * sizeof(float));
+      std::memcpy(vc + pos * KV, row + D + KV, KV * sizeof(float));
+    }
+    kernels::attention(pool_, q_.data(), n, n_past_, kc, vc, KV, c.n_heads, c.n_kv_heads, HD, att_.data());
+    linear(pool_, L.wo, att_.data(), n, xb);
+    for (size_t i = 0; i < n * D; ++i) x[i] += xb[i];
+
+    // Feed-forward block (SwiGLU): gate and up from one stacked matmul.
+    for (size_t t = 0; t < n; ++t) kernels::rmsnorm(x + t * D, L.ffn_norm.data(), xb + t * D, D, c.rms_eps);
+    linear(pool_, L.w_gate_up, xb, n, ffn_.data());
+    for (size_t t = 0; t < n; ++t)
+      kernels::swiglu(ffn_.data() + t * 2 * F, ffn_.data() + t * 2 * F + F, ffn_out_.data() + t * F, F);
+    linear(pool_, L.w_down, ffn_out_.data(), n, xb);
+    for (size_t i = 0; i < n * D; ++i) x[i] += xb[i];
+  }
+
+  // Output: only the last token's logits unless all are wanted.
+  const size_t first = all_logits ? 0 : n - 1;
+  const size_t n_out = n - first;
+  for (size_t t = first; t < n; ++t) kernels::rmsnorm(x + t * D, m.output_norm().data(), xb + (t - first) * D, D, c.rms_eps);
+  linear(pool_, m.output(), xb, n_out, logits_out);
+  n_past_ += n;
+}
+
+}  // namespace lowbit
