@@ -21,7 +21,8 @@ void run_perplexity(const PerplexityArgs& a) {
   Session session(model, a.model.session());
   const Tokenizer& tok = model->tokenizer();
   std::vector<int32_t> tokens = tok.encode(text, /*add_special=*/true, /*parse_special=*/false);
-  fmt::print(stderr, "{}: {} tokens; {} windows of {} (scoring the second half of each)\n", a.file, tokens.size(),
+  if (tokens.size() >= a.model.ctx)  // otherwise perplexity() reports the short text as the error
+    fmt::print(stderr, "{}: {} tokens; {} windows of {} (scoring the second half of each)\n", a.file, tokens.size(),
              tokens.size() / a.model.ctx, a.model.ctx);
   PerplexityResult r = perplexity(session, tokens, a.model.ctx, a.chunks, [](size_t i, size_t n, double ppl) {
     fmt::print("[{}]{:.4f},", i + 1, ppl);

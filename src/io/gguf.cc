@@ -26,6 +26,9 @@ constexpr GgmlTypeInfo kTypes[] = {
 
 constexpr uint64_t kMaxDims = 4;
 constexpr uint64_t kMaxNesting = 4;
+// Metadata array items are decoded into ~48-byte values; cap their total so a hostile file cannot make us
+// allocate many times its own size. Real vocabularies hold well under a million entries.
+constexpr uint64_t kMaxArrayItems = uint64_t(1) << 24;
 
 // A bounds-checked cursor over the mapped bytes. `what` describes the field being read for error messages.
 class Cursor {
@@ -75,7 +78,8 @@ uint64_t min_encoded_size(GgufValueType t) {
   return 1;
 }
 
-GgufValue read_value(Cursor& c, GgufValueType type, const std::string& what, const std::string& path, int depth) {
+GgufValue read_value(Cursor& c, GgufValueType type, const std::string& what, const std::string& path, int depth,
+                     uint64_t& array_items) {
   GgufValue out;
   out.type = type;
   switch (type) {
@@ -106,10 +110,13 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& what, con
       if (n > c.remaining() / min_encoded_size(elem))
         fail("{}: {} claims {} elements, more than the {} bytes left in the file can hold", path, what, n,
              c.remaining());
+      array_items += n;
+      if (array_items > kMaxArrayItems)
+        fail("{}: {} brings the metadata to more than {} array elements", path, what, kMaxArrayItems);
       GgufArray arr;
       arr.elem_type = elem;
       arr.items.reserve(n);
-      for (uint64_t i = 0; i < n; ++i) arr.items.push_back(read_value(c, elem, what, path, depth + 1));
+      for (uint64_t i = 0; i < n; ++i) arr.items.push_back(read_value(c, elem, what, path, depth + 1, array_items));
       out.v = std::move(arr);
       break;
     }
@@ -160,12 +167,13 @@ GgufFile::GgufFile(const std::string& path, GgufOptions options) : file_(std::ma
     fail("{}: header tensor_count {} is larger than the file ({} bytes) can hold", path, n_tensors, file_->size());
 
   kv_.reserve(n_kv);
+  uint64_t array_items = 0;
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key = c.read_string(fmt::format("metadata key #{}", i));
     uint32_t t = c.read<uint32_t>(fmt::format("metadata '{}' value type", key));
     if (t > static_cast<uint32_t>(GgufValueType::FLOAT64))
       fail("{}: metadata '{}' has unknown value type {}", path, key, t);
-    GgufValue v = read_value(c, static_cast<GgufValueType>(t), fmt::format("metadata '{}'", key), path, 0);
+    GgufValue v = read_value(c, static_cast<GgufValueType>(t), fmt::format("metadata '{}'", key), path, 0, array_items);
     if (index_.count(key)) fail("{}: metadata key '{}' appears twice", path, key);
     index_[key] = kv_.size();
     kv_.emplace_back(std::move(key), std::move(v));

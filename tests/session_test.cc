@@ -1,0 +1,182 @@
+// Runtime tests on tiny random Llama models: prefill of N tokens equals decoding them one by one, the runtime
+// layouts (f32/f16/bf16) agree, batching does not change results, and bad requests are errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "lowbit/error.h"
+#include "lowbit/gguf.h"
+#include "lowbit/gguf_writer.h"
+#include "lowbit/session.h"
+#include "test_util.h"
+
+namespace lowbit {
+namespace {
+
+// max |a - b| / max |b|
+double max_rel_error(const float* a, const float* b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    num = std::max(num, static_cast<double>(std::fabs(a[i] - b[i])));
+    den = std::max(den, static_cast<double>(std::fabs(b[i])));
+  }
+  return den > 0 ? num / den : num;
+}
+
+std::vector<int32_t> random_tokens(size_t n, size_t vocab, uint64_t seed) {
+  test::Rng rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng.next() % vocab);
+  return t;
+}
+
+struct Case {
+  const char* name;
+  test::TinyLlamaConfig cfg;
+};
+
+class PrefillVsDecode : public ::testing::TestWithParam<int> {};
+
+std::vector<Case> cases() {
+  std::vector<Case> v;
+  test::TinyLlamaConfig c;
+  v.push_back({"f32_tied", c});
+  c.tied_output = false;
+  v.push_back({"f32_untied", c});
+  c = {};
+  c.weight_type = GgmlType::Q4_1;
+  c.embd_type = GgmlType::Q8_0;
+  v.push_back({"q4_1_like_smollm2", c});
+  c = {};
+  c.weight_type = GgmlType::Q4_0;
+  c.n_heads = 6;
+  c.n_kv_heads = 3;
+  c.dim = 96;
+  c.n_layers = 3;
+  v.push_back({"q4_0_odd_heads", c});
+  c = {};
+  c.weight_type = GgmlType::F16;
+  c.n_kv_heads = 4;  // plain multi-head attention
+  v.push_back({"f16_mha", c});
+  return v;
+}
+
+TEST_P(PrefillVsDecode, LogitsMatch) {
+  const Case tc = cases()[GetParam()];
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf", tc.cfg);
+  auto model = Model::load(info.path);
+  const size_t V = model->config().vocab_size;
+  for (int threads : {1, 2}) {
+    SessionOptions so;
+    so.n_ctx = 64;
+    so.threads = threads;
+    Session a(model, so), b(model, so);
+    auto toks = random_tokens(37, V, 7);
+    const float* pre = a.prefill(toks, true);
+    std::vector<float> prefill_logits(pre, pre + toks.size() * V);
+    for (size_t i = 0; i < toks.size(); ++i) {
+      const float* dec = b.decode(toks[i]);
+      EXPECT_LE(max_rel_error(dec, prefill_logits.data() + i * V, V), 1e-4)
+          << tc.name << " position " << i << " threads " << threads;
+    }
+    EXPECT_EQ(a.n_past(), toks.size());
+    EXPECT_EQ(b.n_past(), toks.size());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, PrefillVsDecode, ::testing::Range(0, static_cast<int>(cases().size())),
+                         [](const auto& info) { return std::string(cases()[info.param].name); });
+
+TEST(Session, SmallBatchesEqualOnePrefill) {
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf");
+  auto model = Model::load(info.path);
+  const size_t V = model->config().vocab_size;
+  auto toks = random_tokens(50, V, 3);
+  SessionOptions big, small;
+  big.n_ctx = small.n_ctx = 64;
+  small.max_batch = 7;
+  Session a(model, big), b(model, small);
+  const float* pa = a.prefill(toks, true);
+  std::vector<float> la(pa, pa + toks.size() * V);
+  const float* pb = b.prefill(toks, true);
+  EXPECT_LE(max_rel_error(pb, la.data(), toks.size() * V), 1e-5);
+}
+
+TEST(Session, ContinuedPrefillEqualsWholePrefill) {
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf");
+  auto model = Model::load(info.path);
+  const size_t V = model->config().vocab_size;
+  auto toks = random_tokens(20, V, 5);
+  Session a(model, {}), b(model, {});
+  const float* w = a.prefill(toks, false);
+  std::vector<float> whole(w, w + V);
+  b.prefill(std::vector<int32_t>(toks.begin(), toks.begin() + 11));
+  const float* c = b.prefill(std::vector<int32_t>(toks.begin() + 11, toks.end()));
+  EXPECT_LE(max_rel_error(c, whole.data(), V), 1e-5);
+}
+
+TEST(Session, SixteenBitLayoutsStayClose) {
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf");
+  auto f32 = Model::load(info.path);
+  const size_t V = f32->config().vocab_size;
+  auto toks = random_tokens(12, V, 9);
+  Session s32(f32, {});
+  const float* p = s32.prefill(toks);
+  std::vector<float> ref(p, p + V);
+  for (WeightDtype dt : {WeightDtype::F16, WeightDtype::BF16}) {
+    LoadOptions lo;
+    lo.dtype = dt;
+    auto m = Model::load(info.path, lo);
+    Session s(m, {});
+    const float* q = s.prefill(toks);
+    double tol = dt == WeightDtype::F16 ? 5e-3 : 5e-2;
+    EXPECT_LE(max_rel_error(q, ref.data(), V), tol) << weight_dtype_name(dt);
+  }
+}
+
+TEST(Session, PromptLongerThanContextIsAnError) {
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf");
+  auto model = Model::load(info.path);
+  SessionOptions so;
+  so.n_ctx = 8;
+  Session s(model, so);
+  auto msg = test::error_message([&] { s.prefill(random_tokens(9, model->config().vocab_size, 1)); });
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_NE(msg->find("context"), std::string::npos) << *msg;
+  s.prefill(random_tokens(8, model->config().vocab_size, 1));  // exactly full is fine
+  EXPECT_TRUE(test::error_message([&] { s.decode(0); }).has_value());
+}
+
+TEST(Session, TokenOutsideVocabularyIsAnError) {
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf");
+  auto model = Model::load(info.path);
+  Session s(model, {});
+  EXPECT_TRUE(test::error_message([&] { s.decode(static_cast<int32_t>(model->config().vocab_size)); }).has_value());
+  EXPECT_TRUE(test::error_message([&] { s.decode(-1); }).has_value());
+}
+
+TEST(Session, WrongTensorShapeNamesTheTensor) {
+  test::TempDir dir;
+  test::TinyLlamaConfig c;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf", c);
+  // Rewrite with a mismatched head count so attn_k's shape disagrees with the metadata.
+  GgufFile g(info.path);
+  GgufWriter w(dir.path() + "/bad.gguf");
+  w.copy_metadata(g, [](const std::string& k) { return k != "llama.attention.head_count_kv"; });
+  w.add_uint32("llama.attention.head_count_kv", 4);
+  for (const auto& t : g.tensors()) w.add_tensor(t.name, t.type, t.ne, std::span<const uint8_t>(t.data, t.n_bytes));
+  w.write();
+  auto msg = test::error_message([&] { Model::load(dir.path() + "/bad.gguf"); });
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_NE(msg->find("attn_k.weight"), std::string::npos) << *msg;
+  EXPECT_NE(msg->find("bad.gguf"), std::string::npos) << *msg;
+}
+
+}  // namespace
+}  // namespace lowbit
