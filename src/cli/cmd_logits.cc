@@ -16,13 +16,15 @@ namespace {
 struct LogitsArgs {
   ModelOptions model;
   std::string prompt, out;
+  std::vector<int32_t> ids;
   bool last = false, decode = false, bos = false;
 };
 
 void run_logits(const LogitsArgs& a) {
   auto model = a.model.load();
   Session session(model, a.model.session());
-  std::vector<int32_t> ids = model->tokenizer().encode(a.prompt, /*add_special=*/true, /*parse_special=*/true);
+  std::vector<int32_t> ids =
+      a.ids.empty() ? model->tokenizer().encode(a.prompt, /*add_special=*/true, /*parse_special=*/true) : a.ids;
   if (a.bos && (ids.empty() || ids[0] != model->tokenizer().bos_id())) ids.insert(ids.begin(), model->tokenizer().bos_id());
   if (ids.empty()) fail("the prompt is empty");
   const size_t V = model->config().vocab_size;
@@ -53,7 +55,8 @@ void add_logits(CLI::App& app) {
   auto a = std::make_shared<LogitsArgs>();
   auto* cmd = app.add_subcommand("logits", "Write a prompt's logits as raw float32 (token ids to stdout)");
   a->model.add(*cmd, 2048);
-  cmd->add_option("-p,--prompt", a->prompt, "Prompt text")->required();
+  auto* p = cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
+  cmd->add_option("--ids", a->ids, "Token ids instead of a prompt text")->excludes(p)->delimiter(' ');
   cmd->add_option("-o,--out", a->out, "Output file (raw float32, tokens × vocab)")->required();
   cmd->add_flag("--last", a->last, "Only the last token's logits");
   cmd->add_flag("--decode", a->decode, "Feed the prompt one token at a time instead of one prefill");
