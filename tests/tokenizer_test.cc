@@ -529,7 +529,8 @@ TEST_F(SmolLM2, ReferenceIds) {
   EXPECT_EQ(tok_->encode(wiki, false, false),
             (std::vector<int32_t>{18682, 446, 6356, 389, 9226, 352, 446, 216, 18682, 18682, 2738, 6356, 389, 9226,
                                   352, 314, 354, 2321, 4771, 3297, 8552, 284, 16984, 17523, 1673}));
-  const std::string mixed = "Hello, \u4e16\u754c! \u041f\u0440\u0438\u0432\u0435\u0442 \U0001f999 caf\u00e9\tcode()\n  x = 12345;";
+  const std::string mixed =
+      "Hello, \u4e16\u754c! \u041f\u0440\u0438\u0432\u0435\u0442 \U0001f999 caf\u00e9\tcode()\n  x = 12345;";
   EXPECT_EQ(tok_->encode(mixed, false, false),
             (std::vector<int32_t>{19556, 28, 216, 7906, 240, 178, 239, 230, 17, 5470, 249, 46879, 16464, 32547, 15107,
                                   116, 243, 37366, 197, 4635, 1000, 3805, 1792, 446, 216, 33, 34, 35, 36, 37, 43}));
