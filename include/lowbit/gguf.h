@@ -70,12 +70,16 @@ struct GgufOptions {
 class GgufFile {
  public:
   explicit GgufFile(const std::string& path, GgufOptions options = {});
+  // Parses GGUF bytes already in memory (e.g. the metadata blob inside a bundle); `name` is used in errors and
+  // `keepalive` holds whatever owns the bytes.
+  GgufFile(const std::string& name, const uint8_t* data, size_t size, std::shared_ptr<const void> keepalive,
+           GgufOptions options = {});
 
-  const std::string& path() const { return file_->path(); }
+  const std::string& path() const { return name_; }
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
-  uint64_t file_size() const { return file_->size(); }
+  uint64_t file_size() const { return size_; }
 
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return kv_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
@@ -99,7 +103,12 @@ class GgufFile {
   std::vector<int64_t> get_int_array(const std::string& key) const;
 
  private:
-  std::shared_ptr<MappedFile> file_;
+  void parse(GgufOptions options);
+
+  std::string name_;
+  std::shared_ptr<const void> keepalive_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;
   uint64_t data_offset_ = 0;

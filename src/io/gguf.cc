@@ -149,10 +149,25 @@ bool GgufValue::is_integer() const {
 }
 bool GgufValue::is_float() const { return std::holds_alternative<double>(v); }
 
-GgufFile::GgufFile(const std::string& path, GgufOptions options) : file_(std::make_shared<MappedFile>(path)) {
-  Cursor c(path, file_->data(), file_->size());
-  if (file_->size() == 0) fail("{}: empty file, expected a GGUF model", path);
-  if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0)
+GgufFile::GgufFile(const std::string& path, GgufOptions options) : name_(path) {
+  auto file = std::make_shared<MappedFile>(path);
+  data_ = file->data();
+  size_ = file->size();
+  keepalive_ = std::move(file);
+  parse(options);
+}
+
+GgufFile::GgufFile(const std::string& name, const uint8_t* data, size_t size, std::shared_ptr<const void> keepalive,
+                   GgufOptions options)
+    : name_(name), keepalive_(std::move(keepalive)), data_(data), size_(size) {
+  parse(options);
+}
+
+void GgufFile::parse(GgufOptions options) {
+  const std::string& path = name_;
+  Cursor c(path, data_, size_);
+  if (size_ == 0) fail("{}: empty file, expected a GGUF model", path);
+  if (size_ < 4 || std::memcmp(data_, "GGUF", 4) != 0)
     fail("{}: not a GGUF file (bad magic at offset 0)", path);
   c.read<uint32_t>("magic");
   version_ = c.read<uint32_t>("header version");
@@ -162,9 +177,9 @@ GgufFile::GgufFile(const std::string& path, GgufOptions options) : file_(std::ma
   uint64_t n_kv = c.read<uint64_t>("header kv_count");
   // Each kv needs at least a key length (8) and a value type (4); each tensor info at least 8+4+8+4+8 bytes.
   if (n_kv > c.remaining() / 12)
-    fail("{}: header kv_count {} is larger than the file ({} bytes) can hold", path, n_kv, file_->size());
+    fail("{}: header kv_count {} is larger than the file ({} bytes) can hold", path, n_kv, size_);
   if (n_tensors > c.remaining() / 32)
-    fail("{}: header tensor_count {} is larger than the file ({} bytes) can hold", path, n_tensors, file_->size());
+    fail("{}: header tensor_count {} is larger than the file ({} bytes) can hold", path, n_tensors, size_);
 
   kv_.reserve(n_kv);
   uint64_t array_items = 0;
@@ -225,15 +240,15 @@ GgufFile::GgufFile(const std::string& path, GgufOptions options) : file_(std::ma
   }
 
   data_offset_ = (c.pos() + alignment_ - 1) / alignment_ * alignment_;
-  if (!tensors_.empty() && data_offset_ > file_->size())
+  if (!tensors_.empty() && data_offset_ > size_)
     fail("{}: truncated: the data section would start at offset {}, past the end ({} bytes)", path, data_offset_,
-         file_->size());
-  uint64_t data_size = file_->size() > data_offset_ ? file_->size() - data_offset_ : 0;
+         size_);
+  uint64_t data_size = size_ > data_offset_ ? size_ - data_offset_ : 0;
   for (auto& t : tensors_) {
     if (t.offset > data_size || t.n_bytes > data_size - t.offset)
       fail("{}: tensor '{}' data [{}, {}) lies past the end of the file (data section holds {} bytes)", path, t.name,
            t.offset, t.offset + t.n_bytes, data_size);
-    t.data = file_->data() + data_offset_ + t.offset;
+    t.data = data_ + data_offset_ + t.offset;
   }
 }
 
