@@ -2,15 +2,18 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "lowbit/aligned_buffer.h"
+#include "lowbit/gguf.h"
 #include "lowbit/tokenizer.h"
+#include "lowbit/weight_dtype.h"
+#include "quant/packed.h"
+#include "quant/recipe.h"
 
 namespace lowbit {
-
-class GgufFile;
 
 // Hyper-parameters, read from `<arch>.*` GGUF keys.
 struct ModelConfig {
@@ -34,30 +37,36 @@ struct ModelConfig {
   static ModelConfig from_gguf(const GgufFile& gguf);
 };
 
-// Data type the runtime holds linear weights in.
-enum class WeightDtype { F32, F16, BF16 };
-WeightDtype parse_weight_dtype(const std::string& s);  // "f32" | "f16" | "bf16", else Error
-const char* weight_dtype_name(WeightDtype d);
 
-// A linear layer y = W x, W stored rows × cols (out × in) in `dtype`.
-struct LinearWeight {
-  WeightDtype dtype = WeightDtype::F32;
-  size_t rows = 0, cols = 0;
-  AlignedBuffer<uint8_t> data;
-  size_t bytes() const { return data.size(); }
-  void row_to_f32(size_t r, float* out) const;  // one row (e.g. an embedding lookup) as fp32
+// One weight matrix (a linear layer, or the embedding table) in the runtime's layout: dense rows of
+// f32/f16/bf16, or a packed groupwise-quantized matrix (quant/packed.h). The bytes are either owned
+// (`storage`) or borrowed from a mapped bundle that the Model keeps open.
+struct Weight {
+  size_t rows = 0, cols = 0;       // out × in
+  bool is_packed = false;
+  WeightDtype dtype = WeightDtype::F32;  // when dense
+  const uint8_t* dense = nullptr;        // when dense: rows × cols values of dtype
+  PackedMatrix packed;                   // when packed
+  AlignedBuffer<uint8_t> storage;
+
+  uint64_t bytes() const;
+  void row_to_f32(size_t r, float* out) const;  // one row (an embedding lookup) as fp32
+  std::string format_name() const;              // "f32", "bf16", "q4_g32_zeros_a8", ...
 };
 
 struct LayerWeights {
   AlignedBuffer<float> attn_norm, ffn_norm;
-  LinearWeight wqkv;    // q, k, v projections stacked: rows = dim + 2*kv_dim
-  LinearWeight wo;      // dim × dim
-  LinearWeight w_gate_up;  // gate and up stacked: rows = 2*ffn_dim
-  LinearWeight w_down;  // dim × ffn_dim
+  Weight wqkv;       // q, k, v projections stacked: rows = dim + 2*kv_dim
+  Weight wo;         // dim × dim
+  Weight w_gate_up;  // gate and up stacked: rows = 2*ffn_dim
+  Weight w_down;     // dim × ffn_dim
 };
 
 struct LoadOptions {
-  WeightDtype dtype = WeightDtype::F32;
+  // No recipe: GGUF Q4_0/Q4_1/Q8_0 tensors run natively in their own bits (int8 dynamic activations, as
+  // llama.cpp computes them) and float tensors as f32. A recipe quantizes in memory as torchchat does;
+  // a recipe with only a precision runs everything dequantized to that type (the fp32 baseline).
+  std::optional<Recipe> recipe;
   int threads = 0;  // for conversion at load; 0 = default
 };
 
@@ -74,10 +83,13 @@ class Model {
   uint64_t weight_bytes() const;
 
   const LayerWeights& layer(size_t i) const { return layers_[i]; }
-  const LinearWeight& token_embedding() const { return token_embd_; }  // vocab × dim
+  const Weight& token_embedding() const { return token_embd_; }  // vocab × dim
   const AlignedBuffer<float>& output_norm() const { return output_norm_; }
   // vocab × dim; the token embedding itself when the model ties them (no copy).
-  const LinearWeight& output() const { return config_.tied_output ? token_embd_ : output_; }
+  const Weight& output() const { return output_shares_embedding_ ? token_embd_ : output_; }
+  const std::string& recipe_json() const { return recipe_json_; }
+  // Writes the model as a single-file .lbt bundle (weights in their runtime layout, tokenizer, config, recipe).
+  void save_bundle(const std::string& path) const;
 
  private:
   std::string path_;
@@ -86,9 +98,14 @@ class Model {
   ModelConfig config_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<LayerWeights> layers_;
-  LinearWeight token_embd_;
+  friend class ModelLoader;
+  Weight token_embd_;
   AlignedBuffer<float> output_norm_;
-  LinearWeight output_;
+  Weight output_;
+  bool output_shares_embedding_ = false;
+  std::string recipe_json_;
+  std::vector<std::pair<std::string, GgufValue>> metadata_;  // the source's hyper-parameters and tokenizer
+  std::shared_ptr<const void> mapping_;          // keeps a bundle's mapping alive while weights point into it
 };
 
 }  // namespace lowbit

@@ -72,7 +72,7 @@ void run_model_bench(const BenchArgs& a) {
   const double bpw = 8.0 * wbytes / model->n_params();
   if (a.json) {
     nlohmann::json j{{"model", a.model.model},
-                     {"dtype", a.model.dtype},
+                     {"recipe", model->recipe_json()},
                      {"threads", session.pool().size()},
                      {"n_prompt", a.n_prompt},
                      {"n_gen", a.n_gen},
@@ -85,10 +85,10 @@ void run_model_bench(const BenchArgs& a) {
     fmt::print("{}\n", j.dump());
     return;
   }
-  fmt::print("| model | dtype | threads | weights | bits/weight | prefill-{} tok/s | decode tok/s | peak RSS |\n",
+  fmt::print("| model | recipe | threads | weights | bits/weight | prefill-{} tok/s | decode tok/s | peak RSS |\n",
              a.n_prompt);
   fmt::print("|---|---|---|---|---|---|---|---|\n");
-  fmt::print("| {} | {} | {} | {} | {:.2f} | {:.1f} | {:.1f} | {} |\n", model->config().name, a.model.dtype,
+  fmt::print("| {} | {} | {} | {} | {:.2f} | {:.1f} | {:.1f} | {} |\n", model->config().name, model->recipe_json().empty() ? "native" : model->recipe_json(),
              session.pool().size(), format_bytes(static_cast<double>(wbytes)), bpw, prefill, decode,
              format_bytes(static_cast<double>(peak_rss_bytes())));
 }
@@ -99,7 +99,8 @@ void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Prefill/decode speed of a model, or the machine's read bandwidth");
   a->model.ctx = 512;
   cmd->add_option("-m,--model", a->model.model, "Model file (GGUF)");
-  cmd->add_option("--dtype", a->model.dtype, "Runtime weight type: f32, f16 or bf16")->capture_default_str();
+  cmd->add_option("--dtype", a->model.dtype, "Run unquantized weights as f32, f16 or bf16");
+  cmd->add_option("-q,--quantize", a->model.quantize, "Quantize in memory with a JSON recipe (string or file)");
   cmd->add_option("-t,--threads", a->model.threads, "Threads (default: physical cores)");
   cmd->add_flag("--membw", a->membw, "Measure the read bandwidth (the decode limit)");
   cmd->add_flag("--json", a->json, "Print one JSON object");

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "lowbit/error.h"
+#include "quant/recipe.h"
 #include "lowbit/mapped_file.h"
 
 namespace lowbit::cli {
@@ -11,14 +12,32 @@ namespace lowbit::cli {
 void ModelOptions::add(CLI::App& cmd, size_t default_ctx) {
   ctx = default_ctx;
   cmd.add_option("-m,--model", model, "Model file (GGUF)")->required();
-  cmd.add_option("--dtype", dtype, "Runtime weight type: f32, f16 or bf16")->capture_default_str();
+  cmd.add_option("--dtype", dtype, "Run unquantized weights as f32, f16 or bf16 (default: the file's own types)");
+  cmd.add_option("-q,--quantize", quantize, "Quantize in memory with a JSON recipe (string or file), as torchchat");
   cmd.add_option("-t,--threads", threads, "Threads (default: physical cores)")->check(CLI::NonNegativeNumber);
   cmd.add_option("-c,--ctx", ctx, "Context length (tokens)")->capture_default_str()->check(CLI::PositiveNumber);
 }
 
+std::optional<Recipe> ModelOptions::recipe() const {
+  if (quantize.empty() && dtype.empty()) return std::nullopt;
+  if (quantize.empty()) {
+    parse_weight_dtype(dtype);  // names --dtype in its error
+    return Recipe::parse(fmt::format(R"({{"precision": {{"dtype": "{}"}}}})", dtype));
+  }
+  Recipe r = Recipe::parse(quantize);
+  if (!dtype.empty()) {
+    WeightDtype d = parse_weight_dtype(dtype);
+    if (r.precision_given && r.precision != d)
+      fail("--dtype {} contradicts the recipe's precision {}", dtype, weight_dtype_name(r.precision));
+    r.precision = d;
+    r.precision_given = true;
+  }
+  return r;
+}
+
 std::shared_ptr<Model> ModelOptions::load() const {
   LoadOptions o;
-  o.dtype = parse_weight_dtype(dtype);
+  o.recipe = recipe();
   o.threads = threads;
   return Model::load(model, o);
 }

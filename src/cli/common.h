@@ -10,12 +10,14 @@ namespace lowbit::cli {
 
 struct ModelOptions {
   std::string model;
-  std::string dtype = "f32";
+  std::string dtype;     // shorthand for {"precision": {"dtype": ...}}
+  std::string quantize;  // a torchchat-style JSON recipe, or a file holding one
   int threads = 0;
   size_t ctx = 0;  // 0 = the command's default
 
   void add(CLI::App& cmd, size_t default_ctx);
   std::shared_ptr<Model> load() const;
+  std::optional<Recipe> recipe() const;  // from --quantize and --dtype; none: run the file natively
   SessionOptions session() const;
 };
 

@@ -66,7 +66,11 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   cv_.notify_all();
   fn(0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) LOWBIT_PAUSE();
+  // Spin briefly, then yield: on a loaded machine a descheduled worker would otherwise cost a whole time slice.
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < kSpinIterations) LOWBIT_PAUSE();
+    else std::this_thread::yield();
+  }
 }
 
 void ThreadPool::parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn) {

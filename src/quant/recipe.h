@@ -16,7 +16,7 @@
 #include <optional>
 #include <string>
 
-#include "lowbit/model.h"
+#include "lowbit/weight_dtype.h"
 
 namespace lowbit {
 

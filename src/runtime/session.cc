@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/matmul_q/matmul_q.h"
 #include "kernels/ops.h"
 #include "lowbit/error.h"
 
@@ -10,7 +11,7 @@ namespace lowbit {
 
 namespace {
 
-kernels::WeightType kernel_type(WeightDtype d) {
+kernels::WeightType dense_type(WeightDtype d) {
   switch (d) {
     case WeightDtype::F16: return kernels::WeightType::F16;
     case WeightDtype::BF16: return kernels::WeightType::BF16;
@@ -19,8 +20,11 @@ kernels::WeightType kernel_type(WeightDtype d) {
   return kernels::WeightType::F32;
 }
 
-void linear(ThreadPool& pool, const LinearWeight& w, const float* x, size_t n, float* y) {
-  kernels::matmul(pool, kernel_type(w.dtype), w.data.data(), w.rows, w.cols, x, n, y);
+void linear(ThreadPool& pool, const Weight& w, const float* x, size_t n, float* y) {
+  if (w.is_packed)
+    kernels::matmul_q(pool, w.packed, x, n, y);
+  else
+    kernels::matmul(pool, dense_type(w.dtype), w.dense, w.rows, w.cols, x, n, y);
 }
 
 }  // namespace

@@ -1,0 +1,343 @@
+// Causal grouped-query attention over an fp32 KV cache (see ops.h for the layout).
+//
+// Work items are (token, kv head, key chunk). All query heads that share a kv head (up to 4 at a time) are
+// processed together, so each key and value row is read once per group rather than once per query head:
+// decode at long context is bound by reading the cache, and this divides that traffic by the group size.
+//
+// Keys are split into chunks only when there are too few (token, kv head) pairs to keep the threads busy
+// (decode): each chunk then yields, per query head, its max score m, sum of exp(s - m) l and unnormalized
+// sum_j exp(s_j - m) v_j, and the chunks are merged afterwards with the usual rescaling by exp(m_c - M)
+// (the split-K / "flash decoding" scheme). Otherwise one item covers all of a token's keys and writes the
+// normalized output directly.
+//
+// Per item: scores s_j = q·k_j / sqrt(head_dim) with SIMD dot products (fp32 lanes; 4 keys at a time share
+// the q loads and one transpose-and-add lane reduction),
+// softmax in fp32 (max-subtracted; exp via Highway's Exp with its argument clamped at -110, where it returns
+// 0 anyway), then sum_j p_j v_j with the output accumulators of the whole group in registers.
+// Threads pull items from an atomic counter, most expensive (latest token) first, because causality makes
+// items unequal and pool.parallel_for's static contiguous split would leave one thread with the long ones.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/ops.h"
+
+// clang-format off
+#include "kernels/hwy_targets.h"
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/attention.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/aligned_allocator.h"
+#include "hwy/contrib/math/math-inl.h"
+// clang-format on
+
+HWY_BEFORE_NAMESPACE();
+namespace lowbit::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Pins a just-loaded vector to a register so the compiler does not re-load it as a memory operand of every
+// FMA that uses it (the loads, not the FMAs, would then bound the loop on Zen4: one 512-bit load per cycle).
+#undef LOWBIT_KEEP_IN_REG
+#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG) && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+#define LOWBIT_KEEP_IN_REG(v) asm("" : "+v"((v).raw))
+#else
+#define LOWBIT_KEEP_IN_REG(v) (void)0
+#endif
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3 || HWY_TARGET == HWY_EMU128 || \
+    HWY_TARGET == HWY_SCALAR
+constexpr size_t kOutVecs = 2;  // 16 vector registers: kG·2 accumulators
+#else
+constexpr size_t kOutVecs = 4;  // 32 registers: up to 4 heads × 4 vectors
+#endif
+constexpr size_t kMaxGroup = 4;  // query heads processed together
+
+// One chunk of keys [j0, j1) for kG query heads sharing a kv head.
+struct ChunkOut {
+  float* m;    // [kG] max score
+  float* l;    // [kG] sum of exp(s - m)
+  float* acc;  // [kG][head_dim] sum of exp(s - m) * v
+};
+
+// acc[g*head_dim + i*N + lane] = sum_j p[g*ldp + j] * v[j*stride + i*N + lane] for g < kG, i < kV.
+template <size_t kG, size_t kV>
+HWY_INLINE void WeightedSum(const float* HWY_RESTRICT p, size_t ldp, size_t n, const float* HWY_RESTRICT v,
+                            size_t stride, float* HWY_RESTRICT acc, size_t head_dim) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  VF o[kG][kV];
+  for (size_t g = 0; g < kG; ++g)
+    for (size_t i = 0; i < kV; ++i) o[g][i] = hn::Zero(df);
+  for (size_t j = 0; j < n; ++j) {
+    const float* vj = v + j * stride;
+    VF vv[kV];
+    for (size_t i = 0; i < kV; ++i) {
+      vv[i] = hn::LoadU(df, vj + i * N);
+      LOWBIT_KEEP_IN_REG(vv[i]);
+    }
+    for (size_t g = 0; g < kG; ++g) {
+      const VF pj = hn::Set(df, p[g * ldp + j]);
+      for (size_t i = 0; i < kV; ++i) o[g][i] = hn::MulAdd(pj, vv[i], o[g][i]);
+    }
+  }
+  for (size_t g = 0; g < kG; ++g)
+    for (size_t i = 0; i < kV; ++i) hn::StoreU(o[g][i], df, acc + g * head_dim + i * N);
+}
+
+#if HWY_TARGET != HWY_SCALAR
+// Folds a vector to its lowest 128-bit block by adding halves.
+template <class D, class V>
+HWY_INLINE auto FoldTo128(D d, V v) {
+  if constexpr (hn::MaxLanes(D()) * sizeof(float) > 16) {
+    const hn::Half<D> dh;
+    return FoldTo128(dh, hn::Add(hn::LowerHalf(dh, v), hn::UpperHalf(dh, v)));
+  } else {
+    return v;
+  }
+}
+
+// out[0..3] = scale * (lane sums of a0..a3): fold each to 128 bits, then the classic transpose-and-add
+// (two interleaving steps) yields all four sums in one vector, instead of four full reductions.
+template <class D, class V>
+HWY_INLINE void StoreSumOf4(D d, V a0, V a1, V a2, V a3, float scale, float* HWY_RESTRICT out) {
+  const hn::Full128<float> d4;
+  const hn::Full128<uint64_t> d64;
+  const auto b0 = FoldTo128(d, a0), b1 = FoldTo128(d, a1), b2 = FoldTo128(d, a2), b3 = FoldTo128(d, a3);
+  const auto t01 = hn::Add(hn::InterleaveLower(d4, b0, b1), hn::InterleaveUpper(d4, b0, b1));
+  const auto t23 = hn::Add(hn::InterleaveLower(d4, b2, b3), hn::InterleaveUpper(d4, b2, b3));
+  const auto w01 = hn::BitCast(d64, t01), w23 = hn::BitCast(d64, t23);
+  const auto v =
+      hn::Add(hn::BitCast(d4, hn::InterleaveLower(d64, w01, w23)), hn::BitCast(d4, hn::InterleaveUpper(d64, w01, w23)));
+  hn::StoreU(hn::Mul(v, hn::Set(d4, scale)), d4, out);
+}
+#endif
+
+// s: scratch of kG rows × ldp floats, ldp >= RoundUp(j1 - j0, N).
+template <size_t kG>
+void AttendChunk(const float* const* q, const float* HWY_RESTRICT kh, const float* HWY_RESTRICT vh, size_t stride,
+                 size_t j0, size_t j1, size_t head_dim, float scale, float* HWY_RESTRICT s, size_t ldp, ChunkOut out) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const size_t n = j1 - j0;
+  const size_t dv = head_dim / N * N;  // vectorized part of head_dim
+  const float* qg[kG];
+  for (size_t g = 0; g < kG; ++g) qg[g] = q[g];
+
+  // Scores, kKeys keys at a time so each q vector load and each lane reduction is shared.
+  size_t j = 0;
+#if HWY_TARGET != HWY_SCALAR
+  constexpr size_t kKeys = 4;
+  for (; j + kKeys <= n; j += kKeys) {
+    const float* kj = kh + (j0 + j) * stride;
+    VF a[kG][kKeys];
+    for (size_t g = 0; g < kG; ++g)
+      for (size_t u = 0; u < kKeys; ++u) a[g][u] = hn::Zero(df);
+    for (size_t d = 0; d < dv; d += N) {
+      VF qv[kG];
+      for (size_t g = 0; g < kG; ++g) qv[g] = hn::LoadU(df, qg[g] + d);
+      for (size_t u = 0; u < kKeys; ++u) {
+        VF kv = hn::LoadU(df, kj + u * stride + d);
+        LOWBIT_KEEP_IN_REG(kv);
+        for (size_t g = 0; g < kG; ++g) a[g][u] = hn::MulAdd(qv[g], kv, a[g][u]);
+      }
+    }
+    for (size_t g = 0; g < kG; ++g) {
+      float* sg = s + g * ldp + j;
+      StoreSumOf4(df, a[g][0], a[g][1], a[g][2], a[g][3], scale, sg);
+      if (dv != head_dim) {
+        for (size_t u = 0; u < kKeys; ++u) {
+          float tail = 0.0f;
+          for (size_t d = dv; d < head_dim; ++d) tail += qg[g][d] * kj[u * stride + d];
+          sg[u] += tail * scale;
+        }
+      }
+    }
+  }
+#endif
+  for (; j < n; ++j) {
+    const float* kj = kh + (j0 + j) * stride;
+    VF a[kG];
+    for (size_t g = 0; g < kG; ++g) a[g] = hn::Zero(df);
+    for (size_t d = 0; d < dv; d += N) {
+      const VF kv = hn::LoadU(df, kj + d);
+      for (size_t g = 0; g < kG; ++g) a[g] = hn::MulAdd(hn::LoadU(df, qg[g] + d), kv, a[g]);
+    }
+    for (size_t g = 0; g < kG; ++g) {
+      float dot = hn::GetLane(hn::SumOfLanes(df, a[g]));
+      for (size_t d = dv; d < head_dim; ++d) dot += qg[g][d] * kj[d];
+      s[g * ldp + j] = dot * scale;
+    }
+  }
+
+  // Softmax numerators, per head.
+  const size_t n_pad = (n + N - 1) / N * N;
+  const VF lo = hn::Set(df, -110.0f);
+  for (size_t g = 0; g < kG; ++g) {
+    float* sg = s + g * ldp;
+    for (size_t j = n; j < n_pad; ++j) sg[j] = -std::numeric_limits<float>::infinity();
+    VF vmax = hn::Set(df, -std::numeric_limits<float>::infinity());
+    for (size_t j = 0; j < n_pad; j += N) vmax = hn::Max(vmax, hn::LoadU(df, sg + j));
+    const VF mx = hn::MaxOfLanes(df, vmax);
+    VF vsum = hn::Zero(df);
+    for (size_t j = 0; j < n_pad; j += N) {
+      const VF e = hwy::HWY_NAMESPACE::Exp(df, hn::Max(hn::Sub(hn::LoadU(df, sg + j), mx), lo));
+      hn::StoreU(e, df, sg + j);
+      vsum = hn::Add(vsum, e);
+    }
+    out.m[g] = hn::GetLane(mx);
+    out.l[g] = hn::GetLane(hn::SumOfLanes(df, vsum));
+  }
+
+  // Weighted sums of values.
+  const float* v0 = vh + j0 * stride;
+  size_t d = 0;
+  for (; d + kOutVecs * N <= dv; d += kOutVecs * N)
+    WeightedSum<kG, kOutVecs>(s, ldp, n, v0 + d, stride, out.acc + d, head_dim);
+  for (; d < dv; d += N) WeightedSum<kG, 1>(s, ldp, n, v0 + d, stride, out.acc + d, head_dim);
+  for (; d < head_dim; ++d) {
+    for (size_t g = 0; g < kG; ++g) {
+      float a = 0.0f;
+      for (size_t j = 0; j < n; ++j) a += s[g * ldp + j] * v0[j * stride + d];
+      out.acc[g * head_dim + d] = a;
+    }
+  }
+}
+
+void AttendChunkG(size_t G, const float* const* q, const float* kh, const float* vh, size_t stride, size_t j0,
+                  size_t j1, size_t head_dim, float scale, float* s, size_t ldp, ChunkOut out) {
+  switch (G) {
+    case 1:
+      return AttendChunk<1>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out);
+    case 2:
+      return AttendChunk<2>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out);
+    case 3:
+      return AttendChunk<3>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out);
+    default:
+      return AttendChunk<4>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out);
+  }
+}
+
+void AttentionImpl(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
+                   size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
+  if (n_tokens == 0 || n_heads == 0) return;
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const size_t group = n_heads / n_kv_heads;
+  const size_t n_sub = (group + kMaxGroup - 1) / kMaxGroup;  // head sub-groups per kv head
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const size_t max_ctx = pos0 + n_tokens;
+
+  // Split keys into chunks only if (token, kv head, sub-group) items are too few for the threads.
+  const size_t base_items = n_tokens * n_kv_heads * n_sub;
+  const size_t want_items = 8 * static_cast<size_t>(pool.size());
+  size_t chunk = max_ctx;
+  if (pool.size() > 1 && base_items < want_items) {
+    constexpr size_t kMinChunk = 256;
+    const size_t splits = (want_items + base_items - 1) / base_items;
+    chunk = std::max(kMinChunk, (max_ctx + splits - 1) / splits);
+    chunk = (chunk + N - 1) / N * N;
+  }
+  const size_t max_chunks = (max_ctx + chunk - 1) / chunk;
+  const bool split = max_chunks > 1;
+
+  struct Item {
+    uint32_t t, kvh, sub, c;
+  };
+  std::vector<Item> items;
+  items.reserve(n_tokens * n_kv_heads * n_sub * max_chunks);
+  for (size_t ti = 0; ti < n_tokens; ++ti) {
+    const size_t t = n_tokens - 1 - ti;  // latest (most keys) first
+    const size_t n_chunks = (pos0 + t + 1 + chunk - 1) / chunk;
+    for (size_t c = 0; c < n_chunks; ++c)
+      for (size_t g = 0; g < n_kv_heads; ++g)
+        for (size_t sb = 0; sb < n_sub; ++sb) items.push_back({uint32_t(t), uint32_t(g), uint32_t(sb), uint32_t(c)});
+  }
+
+  // Split partials: [token][query head][chunk] × (head_dim + 2): acc, then m, l.
+  const size_t part_stride = head_dim + 2;
+  std::vector<float> partials(split ? n_tokens * n_heads * max_chunks * part_stride : 0);
+
+  const size_t ldp = (std::min(chunk, max_ctx) + N - 1) / N * N;
+  std::atomic<size_t> next{0};
+  pool.run([&](int, int) HWY_ATTR {
+    hwy::AlignedFreeUniquePtr<float[]> s;
+    hwy::AlignedFreeUniquePtr<float[]> local;  // m, l, acc for the unsplit case
+    for (;;) {
+      const size_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= items.size()) break;
+      if (!s) {
+        s = hwy::AllocateAligned<float>(kMaxGroup * ldp);
+        local = hwy::AllocateAligned<float>(kMaxGroup * (head_dim + 2));
+      }
+      const Item it = items[i];
+      const size_t n_ctx = pos0 + it.t + 1;
+      const size_t j0 = size_t(it.c) * chunk, j1 = std::min(n_ctx, j0 + chunk);
+      const size_t h0 = size_t(it.kvh) * group + size_t(it.sub) * kMaxGroup;
+      const size_t G = std::min(kMaxGroup, size_t(it.kvh + 1) * group - h0);
+      const float* qs[kMaxGroup];
+      for (size_t g = 0; g < G; ++g) qs[g] = q + (size_t(it.t) * n_heads + h0 + g) * head_dim;
+      ChunkOut co{local.get(), local.get() + kMaxGroup, local.get() + 2 * kMaxGroup};
+      AttendChunkG(G, qs, k + size_t(it.kvh) * head_dim, v + size_t(it.kvh) * head_dim, kv_stride, j0, j1, head_dim,
+                   scale, s.get(), ldp, co);
+      for (size_t g = 0; g < G; ++g) {
+        const float* acc = co.acc + g * head_dim;
+        if (!split) {
+          float* o = out + (size_t(it.t) * n_heads + h0 + g) * head_dim;
+          const float inv = 1.0f / co.l[g];
+          for (size_t d = 0; d < head_dim; ++d) o[d] = acc[d] * inv;
+        } else {
+          float* p = partials.data() + ((size_t(it.t) * n_heads + h0 + g) * max_chunks + it.c) * part_stride;
+          std::copy(acc, acc + head_dim, p);
+          p[head_dim] = co.m[g];
+          p[head_dim + 1] = co.l[g];
+        }
+      }
+    }
+  });
+
+  if (!split) return;
+  // Merge the chunks of every (token, query head).
+  for (size_t t = 0; t < n_tokens; ++t) {
+    const size_t n_chunks = (pos0 + t + 1 + chunk - 1) / chunk;
+    for (size_t h = 0; h < n_heads; ++h) {
+      const float* p = partials.data() + (t * n_heads + h) * max_chunks * part_stride;
+      float M = -std::numeric_limits<float>::infinity();
+      for (size_t c = 0; c < n_chunks; ++c) M = std::max(M, p[c * part_stride + head_dim]);
+      float* o = out + (t * n_heads + h) * head_dim;
+      std::fill(o, o + head_dim, 0.0f);
+      float L = 0.0f;
+      for (size_t c = 0; c < n_chunks; ++c) {
+        const float* pc = p + c * part_stride;
+        const float w = std::exp(pc[head_dim] - M);
+        L += w * pc[head_dim + 1];
+        for (size_t d = 0; d < head_dim; ++d) o[d] += w * pc[d];
+      }
+      const float inv = 1.0f / L;
+      for (size_t d = 0; d < head_dim; ++d) o[d] *= inv;
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lowbit::kernels {
+
+HWY_EXPORT(AttentionImpl);
+
+void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
+               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
+  HWY_DYNAMIC_DISPATCH(AttentionImpl)(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out);
+}
+
+}  // namespace lowbit::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,118 @@
+// Kernel benchmarks: matmul decode (1 token) and prefill (128 tokens) on SmolLM2-135M shapes for the three
+// weight types, attention, and the memory read bandwidth that decode is bounded by.
+// Counters: GFLOP/s (2·rows·cols·tokens per call), GB/s (weight bytes per call).
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "eval/membw.h"
+#include "kernels/ops.h"
+
+namespace lowbit::kernels {
+namespace {
+
+ThreadPool& pool_of(int n) {
+  static ThreadPool p1(1), p2(2);
+  return n <= 1 ? p1 : p2;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// args: rows, cols, n_tokens, weight type, threads
+void BM_Matmul(benchmark::State& state) {
+  const size_t rows = state.range(0), cols = state.range(1), n = state.range(2);
+  const auto wt = static_cast<WeightType>(state.range(3));
+  ThreadPool& pool = pool_of(int(state.range(4)));
+  const size_t wbytes = rows * cols * weight_type_bytes(wt);
+  std::unique_ptr<uint8_t[]> W(new (std::align_val_t(64)) uint8_t[wbytes]);
+  {
+    const std::vector<float> f = random_floats(rows * cols, 1);
+    if (wt == WeightType::F32) std::memcpy(W.get(), f.data(), wbytes);
+    if (wt == WeightType::F16) f32_to_f16(f.data(), reinterpret_cast<uint16_t*>(W.get()), f.size());
+    if (wt == WeightType::BF16) f32_to_bf16(f.data(), reinterpret_cast<uint16_t*>(W.get()), f.size());
+  }
+  const std::vector<float> x = random_floats(n * cols, 2);
+  std::vector<float> y(n * rows);
+  for (auto _ : state) {
+    matmul(pool, wt, W.get(), rows, cols, x.data(), n, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  static const char* kNames[] = {"F32", "F16", "BF16"};
+  state.SetLabel(std::string(kNames[state.range(3)]) + " " + simd_target_name());
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows) * double(cols) * double(n) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(double(wbytes) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void MatmulArgs(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][2] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
+  for (int64_t threads : {2, 1})
+    for (int64_t n : {1, 128})
+      for (int64_t wt : {0, 1, 2})
+        for (const auto& s : shapes) b->Args({s[0], s[1], n, wt, threads});
+  b->ArgNames({"rows", "cols", "tokens", "wtype", "threads"});
+}
+BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
+// Token counts around the dot-form / outer-product switch and a long prefill.
+BENCHMARK(BM_Matmul)
+    ->Args({1536, 576, 4, 0, 2})
+    ->Args({1536, 576, 7, 0, 2})
+    ->Args({1536, 576, 8, 0, 2})
+    ->Args({1536, 576, 16, 0, 2})
+    ->Args({1536, 576, 512, 0, 2})
+    ->Args({576, 1536, 512, 2, 2})
+    ->ArgNames({"rows", "cols", "tokens", "wtype", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// args: n_tokens, pos0, threads. SmolLM2-135M: 9 query heads, 3 kv heads, head_dim 64.
+void BM_Attention(benchmark::State& state) {
+  const size_t n = state.range(0), pos0 = state.range(1);
+  ThreadPool& pool = pool_of(int(state.range(2)));
+  const size_t heads = 9, kv = 3, hd = 64, stride = kv * hd;
+  const std::vector<float> q = random_floats(n * heads * hd, 3);
+  const std::vector<float> k = random_floats((pos0 + n) * stride, 4);
+  const std::vector<float> v = random_floats((pos0 + n) * stride, 5);
+  std::vector<float> out(n * heads * hd);
+  for (auto _ : state) {
+    attention(pool, q.data(), n, pos0, k.data(), v.data(), stride, heads, kv, hd, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  double flops = 0;  // q·k and p·v: 4·head_dim per (query head, key)
+  for (size_t t = 0; t < n; ++t) flops += 4.0 * hd * heads * double(pos0 + t + 1);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Attention)
+    ->Args({1, 1023, 2})
+    ->Args({1, 8191, 2})
+    ->Args({512, 0, 2})
+    ->ArgNames({"tokens", "pos0", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  ThreadPool& pool = pool_of(int(state.range(0)));
+  double gbs = 0;
+  for (auto _ : state) gbs = measure_read_bandwidth(pool, size_t{1} << 30, 5);
+  state.counters["GB/s"] = gbs;
+}
+BENCHMARK(BM_ReadBandwidth)
+    ->Arg(1)
+    ->Arg(2)
+    ->ArgName("threads")
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace lowbit::kernels

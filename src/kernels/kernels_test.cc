@@ -1,0 +1,362 @@
+// Every fast kernel against its reference (kernels/ref.cc), on random inputs with odd shapes, for every SIMD
+// target compiled into the kernels (kernels/hwy_targets.h decides the set) and for 1- and 2-thread pools.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "eval/membw.h"
+#include "kernels/half.h"
+#include "kernels/ops.h"
+// clang-format off
+#include "kernels/hwy_targets.h"
+#include "hwy/targets.h"
+// clang-format on
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace lowbit::kernels {
+namespace {
+
+// Runs f once per SIMD target compiled into the kernels and supported by this CPU, forcing dynamic dispatch
+// to that target; restores normal dispatch afterwards.
+template <class F>
+void ForEachTarget(F&& f) {
+  const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  ASSERT_FALSE(targets.empty());
+  for (int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+    SCOPED_TRACE(std::string("target ") + hwy::TargetName(target));
+    EXPECT_STREQ(simd_target_name(), hwy::TargetName(target));
+    f();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// max |a - b| / max |b| (b the reference); 0 if both are all zero.
+double scaled_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double max_ref = 0.0, max_err = 0.0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    max_ref = std::max(max_ref, std::fabs(double(b[i])));
+    const double e = std::fabs(double(a[i]) - double(b[i]));
+    if (!(e <= max_err)) max_err = e;  // propagates NaN
+  }
+  if (max_ref == 0.0) return max_err;
+  return max_err / max_ref;
+}
+
+const char* type_name(WeightType wt) {
+  switch (wt) {
+    case WeightType::F32:
+      return "F32";
+    case WeightType::F16:
+      return "F16";
+    case WeightType::BF16:
+      return "BF16";
+  }
+  return "?";
+}
+
+// Random weights stored as `wt` (bytes).
+std::vector<uint8_t> make_weights(WeightType wt, size_t n, uint32_t seed) {
+  const std::vector<float> f = random_floats(n, seed);
+  std::vector<uint8_t> out(n * weight_type_bytes(wt));
+  switch (wt) {
+    case WeightType::F32:
+      std::memcpy(out.data(), f.data(), n * 4);
+      break;
+    case WeightType::F16:
+      f32_to_f16(f.data(), reinterpret_cast<uint16_t*>(out.data()), n);
+      break;
+    case WeightType::BF16:
+      f32_to_bf16(f.data(), reinterpret_cast<uint16_t*>(out.data()), n);
+      break;
+  }
+  return out;
+}
+
+TEST(Kernels, TargetsIncludeBestAndFallback) {
+  const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  ASSERT_FALSE(targets.empty());
+  std::string names;
+  for (int64_t t : targets) names += std::string(hwy::TargetName(t)) + " ";
+  std::printf("kernels: compiled+supported targets: %s; dispatched: %s\n", names.c_str(), simd_target_name());
+  EXPECT_STREQ(simd_target_name(), hwy::TargetName(targets.front()));
+  EXPECT_EQ(targets.back(), HWY_STATIC_TARGET);  // the portable fallback is always compiled in
+}
+
+double g_worst_matmul_error[3] = {0, 0, 0};  // per weight type, reported by the tests
+
+void check_matmul(ThreadPool& pool, WeightType wt, size_t rows, size_t cols, size_t n_tokens, uint32_t seed) {
+  const std::vector<uint8_t> W = make_weights(wt, rows * cols, seed);
+  const std::vector<float> x = random_floats(n_tokens * cols, seed + 1);
+  std::vector<float> want(rows * n_tokens);
+  ref::matmul(wt, W.data(), rows, cols, x.data(), n_tokens, want.data());
+  ForEachTarget([&] {
+    std::vector<float> got(rows * n_tokens, std::numeric_limits<float>::quiet_NaN());
+    matmul(pool, wt, W.data(), rows, cols, x.data(), n_tokens, got.data());
+    const double err = scaled_error(got, want);
+    double& worst = g_worst_matmul_error[static_cast<int>(wt)];
+    worst = std::max(worst, err);
+    EXPECT_LE(err, 1e-5) << type_name(wt) << " rows " << rows << " cols " << cols << " tokens " << n_tokens
+                         << " threads " << pool.size();
+  });
+}
+
+TEST(Kernels, MatmulOddShapes) {
+  ThreadPool pool1(1), pool2(2);
+  uint32_t seed = 1;
+  for (WeightType wt : {WeightType::F32, WeightType::F16, WeightType::BF16})
+    for (size_t rows : {1, 3, 17, 67})
+      for (size_t cols : {1, 5, 33, 67, 577})
+        for (size_t n : {1, 2, 3, 7, 17, 130}) {
+          check_matmul(pool1, wt, rows, cols, n, seed);
+          check_matmul(pool2, wt, rows, cols, n, seed);
+          ++seed;
+        }
+  std::printf("worst scaled matmul error: F32 %.2e F16 %.2e BF16 %.2e\n", g_worst_matmul_error[0],
+              g_worst_matmul_error[1], g_worst_matmul_error[2]);
+}
+
+// Long rows: several token-panel blocks per row block (the packed panels exceed the L2 block size), row
+// counts that leave partial tiles on both threads.
+TEST(Kernels, MatmulLongRows) {
+  ThreadPool pool2(2);
+  for (WeightType wt : {WeightType::F32, WeightType::BF16}) {
+    check_matmul(pool2, wt, 45, 3001, 101, 77);
+    check_matmul(pool2, wt, 45, 3001, 4, 78);
+  }
+}
+
+double g_worst_attention_error = 0;
+
+void check_attention(ThreadPool& pool, size_t n_tokens, size_t pos0, size_t n_heads, size_t n_kv, size_t hd,
+                     uint32_t seed) {
+  const size_t kv_stride = n_kv * hd + 3;  // padded rows exercise the stride
+  const size_t n_ctx = pos0 + n_tokens;
+  const std::vector<float> q = random_floats(n_tokens * n_heads * hd, seed, -2.0f, 2.0f);
+  const std::vector<float> k = random_floats(n_ctx * kv_stride, seed + 1, -2.0f, 2.0f);
+  const std::vector<float> v = random_floats(n_ctx * kv_stride, seed + 2);
+  std::vector<float> want(n_tokens * n_heads * hd);
+  ref::attention(q.data(), n_tokens, pos0, k.data(), v.data(), kv_stride, n_heads, n_kv, hd, want.data());
+  ForEachTarget([&] {
+    std::vector<float> got(want.size(), std::numeric_limits<float>::quiet_NaN());
+    attention(pool, q.data(), n_tokens, pos0, k.data(), v.data(), kv_stride, n_heads, n_kv, hd, got.data());
+    const double err = scaled_error(got, want);
+    g_worst_attention_error = std::max(g_worst_attention_error, err);
+    EXPECT_LE(err, 1e-5) << "tokens " << n_tokens << " pos0 " << pos0 << " heads " << n_heads << "/" << n_kv
+                         << " head_dim " << hd << " threads " << pool.size();
+  });
+}
+
+TEST(Kernels, Attention) {
+  ThreadPool pool1(1), pool2(2);
+  uint32_t seed = 100;
+  for (ThreadPool* pool : {&pool1, &pool2})
+    for (size_t hd : {64, 17})
+      for (size_t n_tokens : {1, 5})
+        for (size_t pos0 : {0, 37}) check_attention(*pool, n_tokens, pos0, 9, 3, hd, seed++);
+  check_attention(pool2, 3, 10, 4, 4, 128, seed++);  // plain multi-head, head_dim 128
+  check_attention(pool2, 2, 5, 2, 1, 1, seed++);     // head_dim 1
+  // Longer contexts: with 2 threads, decode splits the keys into chunks that are merged afterwards.
+  check_attention(pool2, 1, 2000, 9, 3, 64, seed++);
+  check_attention(pool1, 1, 2000, 9, 3, 64, seed++);
+  check_attention(pool2, 2, 600, 9, 3, 17, seed++);
+  check_attention(pool2, 3, 700, 10, 2, 40, seed++);  // group of 5 heads: processed as 4 + 1
+  check_attention(pool2, 6, 3, 10, 2, 40, seed++);
+  std::printf("worst scaled attention error: %.2e\n", g_worst_attention_error);
+}
+
+TEST(Kernels, Rmsnorm) {
+  ForEachTarget([&] {
+    for (size_t n : {1, 5, 33, 67, 576, 1001}) {
+      const std::vector<float> x = random_floats(n, uint32_t(n), -3.0f, 3.0f);
+      const std::vector<float> w = random_floats(n, uint32_t(n) + 1, 0.5f, 1.5f);
+      std::vector<float> want(n), got(n);
+      ref::rmsnorm(x.data(), w.data(), want.data(), n, 1e-5f);
+      rmsnorm(x.data(), w.data(), got.data(), n, 1e-5f);
+      EXPECT_LE(scaled_error(got, want), 1e-6) << "n " << n;
+      std::vector<float> inplace = x;  // y may alias x
+      rmsnorm(inplace.data(), w.data(), inplace.data(), n, 1e-5f);
+      EXPECT_LE(scaled_error(inplace, want), 1e-6) << "in place, n " << n;
+    }
+  });
+}
+
+TEST(Kernels, Swiglu) {
+  ForEachTarget([&] {
+    for (size_t n : {1, 5, 33, 67, 1536, 1001}) {
+      std::vector<float> g = random_floats(n, uint32_t(n) + 7, -12.0f, 12.0f);
+      const std::vector<float> u = random_floats(n, uint32_t(n) + 8, -2.0f, 2.0f);
+      if (n > 4) {
+        g[0] = -100.0f;  // exp(-g) overflows
+        g[1] = 100.0f;
+        g[2] = 0.0f;
+        g[3] = -88.5f;
+      }
+      std::vector<float> want(n), got(n);
+      ref::swiglu(g.data(), u.data(), want.data(), n);
+      swiglu(g.data(), u.data(), got.data(), n);
+      for (size_t i = 0; i < n; ++i)
+        EXPECT_NEAR(got[i], want[i], 2e-6 * std::max(1.0f, std::fabs(want[i]))) << "i " << i << " g " << g[i];
+    }
+  });
+}
+
+TEST(Kernels, Rope) {
+  for (size_t rot : {64, 32}) {
+    for (size_t pos : {0, 1, 7, 1000, 8191}) {
+      const size_t n_heads = 3, hd = 64;
+      std::vector<float> want = random_floats(n_heads * hd, uint32_t(pos) + 5);
+      std::vector<float> got = want, orig = want;
+      ref::rope(want.data(), n_heads, hd, rot, pos, 10000.0f);
+      rope(got.data(), n_heads, hd, rot, pos, 10000.0f);
+      EXPECT_LE(scaled_error(got, want), 1e-6) << "pos " << pos;
+      for (size_t h = 0; h < n_heads; ++h) {
+        for (size_t i = rot; i < hd; ++i) EXPECT_EQ(got[h * hd + i], orig[h * hd + i]);  // not rotated
+        // The first pair rotates by exactly pos radians (theta_0 = pos).
+        const float c = std::cos(float(pos)), s = std::sin(float(pos));
+        const float x0 = orig[h * hd], x1 = orig[h * hd + 1];
+        EXPECT_FLOAT_EQ(got[h * hd], x0 * c - x1 * s);
+        EXPECT_FLOAT_EQ(got[h * hd + 1], x0 * s + x1 * c);
+      }
+      if (pos == 0) {
+        EXPECT_EQ(got, orig);
+      }
+    }
+  }
+}
+
+// Nearest-even rounding of a finite float onto a grid given its two neighbours (in bits) lo < hi in
+// magnitude; hi_value may stand for the overflow boundary.
+uint16_t round_between(double x, uint16_t lo, double lo_value, uint16_t hi, double hi_value) {
+  const double dlo = std::fabs(x - lo_value), dhi = std::fabs(hi_value - x);
+  if (dlo < dhi) return lo;
+  if (dhi < dlo) return hi;
+  return (lo & 1) ? hi : lo;
+}
+
+// Independent (slow, search-based) f32 -> f16 rounding.
+uint16_t slow_f16(float f) {
+  if (std::isnan(f)) return 0x7E00;
+  const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
+  const double a = std::fabs(double(f));
+  // Largest half <= a, by scanning the positive encodings (monotonic in bits).
+  uint16_t lo = 0;
+  for (int step = 1 << 14; step > 0; step >>= 1)
+    if (lo + step <= 0x7BFF && double(half_to_f32(uint16_t(lo + step))) <= a) lo = uint16_t(lo + step);
+  if (lo == 0x7BFF) {
+    const double hi_value = 65536.0;  // the rounding boundary to inf behaves like the next power of two
+    if (a >= hi_value) return sign | 0x7C00;
+    return sign | round_between(a, 0x7BFF, 65504.0, 0x7C00, hi_value);
+  }
+  return sign | round_between(a, lo, half_to_f32(lo), uint16_t(lo + 1), half_to_f32(uint16_t(lo + 1)));
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("f16c"))) uint16_t hw_f16(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+#endif
+
+TEST(Kernels, HalfConversions) {
+  // Every half value round-trips (NaNs stay NaN).
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = f16_to_f32(uint16_t(h));
+    uint16_t back;
+    f32_to_f16(&f, &back, 1);
+    if ((h & 0x7C00) == 0x7C00 && (h & 0x3FF)) {
+      EXPECT_TRUE(std::isnan(f)) << h;
+      EXPECT_EQ(back & 0x7C00, 0x7C00);
+      EXPECT_NE(back & 0x3FF, 0);
+    } else {
+      EXPECT_EQ(back, h) << h;
+    }
+  }
+  // Random floats of every magnitude, halfway points and specials, against a search-based rounding.
+  std::mt19937 rng(5);
+  std::vector<float> xs;
+  for (int i = 0; i < 20000; ++i) {
+    const uint32_t bits = (rng() & 0x80000000u) | ((96u + rng() % 50u) << 23) | (rng() & 0x7FFFFFu);
+    xs.push_back(bits_f32(bits));
+  }
+  for (uint32_t h = 0; h < 0x7BFF; h += 7) {
+    xs.push_back(0.5f * (half_to_f32(uint16_t(h)) + half_to_f32(uint16_t(h + 1))));  // ties
+    xs.push_back(-half_to_f32(uint16_t(h)));
+  }
+  for (float f : {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, 1e6f, 6e-8f, 2.9802322e-8f, 2.98e-8f, 1e-10f})
+    xs.push_back(f);
+  xs.push_back(std::numeric_limits<float>::infinity());
+  xs.push_back(-std::numeric_limits<float>::infinity());
+  std::vector<uint16_t> got(xs.size());
+  f32_to_f16(xs.data(), got.data(), xs.size());
+#if defined(__x86_64__) || defined(__i386__)
+  const bool have_f16c = __builtin_cpu_supports("f16c");
+#endif
+  for (size_t i = 0; i < xs.size(); ++i) {
+    EXPECT_EQ(got[i], slow_f16(xs[i])) << xs[i];
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_f16c) {
+      EXPECT_EQ(got[i], hw_f16(xs[i])) << xs[i];
+    }
+#endif
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  uint16_t hn;
+  f32_to_f16(&nan, &hn, 1);
+  EXPECT_TRUE(std::isnan(f16_to_f32(hn)));
+}
+
+TEST(Kernels, Bf16Conversions) {
+  std::mt19937 rng(9);
+  std::vector<float> xs;
+  for (int i = 0; i < 100000; ++i) xs.push_back(bits_f32(rng()));
+  for (float f : {0.0f, -0.0f, 1.0f, 3.0e38f, 3.3961775e38f, 3.4028235e38f, 1e-40f, -1e-45f}) xs.push_back(f);
+  xs.push_back(bits_f32(0x3F808000u));  // tie, even below
+  xs.push_back(bits_f32(0x3F818000u));  // tie, odd below
+  xs.push_back(std::numeric_limits<float>::infinity());
+  xs.push_back(-std::numeric_limits<float>::infinity());
+  std::vector<uint16_t> got(xs.size());
+  f32_to_bf16(xs.data(), got.data(), xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float f = xs[i];
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(bf16_to_f32(got[i])));
+      continue;
+    }
+    if (std::isinf(f)) {
+      EXPECT_EQ(got[i], uint16_t(f32_bits(f) >> 16));
+      continue;
+    }
+    const uint32_t b = f32_bits(f);
+    const uint16_t lo = uint16_t(b >> 16), hi = uint16_t(lo + 1);
+    const double lo_value = std::fabs(double(bf16_to_f32(lo)));
+    const double hi_value = (hi & 0x7F80) == 0x7F80 ? std::ldexp(1.0, 128) : std::fabs(double(bf16_to_f32(hi)));
+    EXPECT_EQ(got[i], round_between(std::fabs(double(f)), lo, lo_value, hi, hi_value)) << f;
+    EXPECT_EQ(bf16_to_f32(got[i]), bits_f32(uint32_t(got[i]) << 16));
+  }
+}
+
+// Smoke test only (timings are for the benchmark): a small buffer, every thread count path.
+TEST(Kernels, ReadBandwidthProbeRuns) {
+  ThreadPool pool1(1), pool2(2);
+  EXPECT_GT(measure_read_bandwidth(pool1, size_t{4} << 20, 1), 0.0);
+  EXPECT_GT(measure_read_bandwidth(pool2, size_t{4} << 20 | 12345, 2), 0.0);
+}
+
+}  // namespace
+}  // namespace lowbit::kernels

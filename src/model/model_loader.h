@@ -1,0 +1,16 @@
+// The friend of Model that fills its private members: from a GGUF file (model.cc) or a .lbt bundle
+// (model_bundle.cc), and writes bundles.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "lowbit/model.h"
+
+namespace lowbit {
+
+class ModelLoader {
+ public:
+  static std::shared_ptr<Model> from_gguf(const std::string& path, const LoadOptions& options);
+};
+
+}  // namespace lowbit
