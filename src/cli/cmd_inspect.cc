@@ -3,12 +3,43 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include <nlohmann/json.hpp>
+
+#include "lowbit/bundle.h"
 #include "lowbit/gguf.h"
+#include "model/model_loader.h"
 
 namespace lowbit::cli {
 
 namespace {
+void inspect_bundle(const std::string& path) {
+  BundleFile b(path);
+  const nlohmann::json& h = b.header();
+  fmt::print("{}: lowbit bundle v{}, {} blobs, {}\n", path, b.version(), b.blobs().size(),
+             format_bytes(static_cast<double>(b.file_size())));
+  for (const char* key : {"architecture", "name", "config", "recipe", "output_shares_embedding", "n_params"})
+    if (h.contains(key)) fmt::print("  {:<24} {}\n", key, h[key].dump());
+  uint64_t total = 0;
+  if (h.contains("tensors") && h["tensors"].is_array()) {
+    for (const auto& t : h["tensors"]) {
+      std::string fmt_desc = t.value("format", "?") == "dense"
+                                 ? t.value("dtype", "?")
+                                 : fmt::format("{}-bit g{} {} {}", t.value("bits", 0), t.value("group_size", 0),
+                                               t.value("has_zeros", false) ? "zeros" : "symmetric",
+                                               t.value("activations", "?"));
+      uint64_t bytes = 0;
+      for (const auto& blob : b.blobs())
+        if (blob.name.rfind(t.value("name", "") + ".", 0) == 0) bytes += blob.bytes;
+      total += bytes;
+      fmt::print("  {:<24} [{} x {}] {:<36} {}\n", t.value("name", "?"), t.value("rows", 0), t.value("cols", 0),
+                 fmt_desc, format_bytes(static_cast<double>(bytes)));
+    }
+  }
+  fmt::print("weights: {}\n", format_bytes(static_cast<double>(total)));
+}
+
 void run_inspect(const std::string& path) {
+  if (is_bundle_file(path)) return inspect_bundle(path);
   GgufOptions o;
   o.allow_unsupported_types = true;
   GgufFile g(path, o);
@@ -31,8 +62,8 @@ void run_inspect(const std::string& path) {
 
 void add_inspect(CLI::App& app) {
   auto path = std::make_shared<std::string>();
-  auto* cmd = app.add_subcommand("inspect", "Print a model file's header, metadata and tensors");
-  cmd->add_option("file", *path, "Model file (GGUF)")->required();
+  auto* cmd = app.add_subcommand("inspect", "Print a model file's (GGUF or .lbt) header, metadata and tensors");
+  cmd->add_option("file", *path, "Model file (GGUF or .lbt)")->required();
   cmd->callback([path] { run_inspect(*path); });
 }
 

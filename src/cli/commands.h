@@ -10,5 +10,6 @@ void add_tokenize(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_logits(CLI::App& app);
+void add_quantize(CLI::App& app);
 
 }  // namespace lowbit::cli

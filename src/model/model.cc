@@ -89,6 +89,11 @@ std::shared_ptr<Model> ModelLoader::from_gguf(const std::string& path, const Loa
 }
 
 std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
+  if (is_bundle_file(path)) {
+    if (options.recipe)
+      fail("{}: a .lbt bundle is already in its runtime format; --quantize and --dtype apply to GGUF models", path);
+    return ModelLoader::from_bundle(path);
+  }
   return ModelLoader::from_gguf(path, options);
 }
 

@@ -1,3 +1,5 @@
+#include <fmt/ranges.h>
+
 #include "lowbit/error.h"
 #include "lowbit/gguf.h"
 #include "lowbit/model.h"
@@ -41,15 +43,21 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& g) {
   c.rms_eps = static_cast<float>(g.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5));
   if (!(c.rope_freq_base > 0)) fail("{}: metadata '{}rope.freq_base' must be positive", g.path(), a);
   if (!(c.rms_eps > 0)) fail("{}: metadata '{}attention.layer_norm_rms_epsilon' must be positive", g.path(), a);
-  const GgufTensor& embd = g.tensor("token_embd.weight");
-  if (embd.ne.size() != 2 || embd.ne[0] != c.dim)
-    fail("{}: tensor 'token_embd.weight' has shape [{}], expected [{}, vocab]", g.path(),
-         fmt::join(embd.ne, ", "), c.dim);
-  c.vocab_size = embd.ne[1];
-  if (g.has(a + "vocab_size") && g.get_uint(a + "vocab_size") != c.vocab_size)
-    fail("{}: metadata '{}vocab_size' = {} disagrees with tensor 'token_embd.weight' ({} rows)", g.path(), a,
-         g.get_uint(a + "vocab_size"), c.vocab_size);
-  c.tied_output = g.find_tensor("output.weight") == nullptr;
+  if (const GgufTensor* embd = g.find_tensor("token_embd.weight")) {
+    if (embd->ne.size() != 2 || embd->ne[0] != c.dim)
+      fail("{}: tensor 'token_embd.weight' has shape [{}], expected [{}, vocab]", g.path(),
+           fmt::join(embd->ne, ", "), c.dim);
+    c.vocab_size = embd->ne[1];
+    if (g.has(a + "vocab_size") && g.get_uint(a + "vocab_size") != c.vocab_size)
+      fail("{}: metadata '{}vocab_size' = {} disagrees with tensor 'token_embd.weight' ({} rows)", g.path(), a,
+           g.get_uint(a + "vocab_size"), c.vocab_size);
+    c.tied_output = g.find_tensor("output.weight") == nullptr;
+  } else {
+    // Metadata without tensors (a bundle's): the vocabulary gives the size; the bundle says whether it is tied.
+    c.vocab_size = g.has(a + "vocab_size") ? g.get_uint(a + "vocab_size")
+                                           : g.get_string_array("tokenizer.ggml.tokens").size();
+    if (c.vocab_size == 0) fail("{}: the vocabulary is empty", g.path());
+  }
   c.chat_template = g.get_string("tokenizer.chat_template", "");
   return c;
 }

@@ -11,6 +11,10 @@ namespace lowbit {
 class ModelLoader {
  public:
   static std::shared_ptr<Model> from_gguf(const std::string& path, const LoadOptions& options);
+  static std::shared_ptr<Model> from_bundle(const std::string& path);
 };
+
+// True if the file starts with the .lbt magic.
+bool is_bundle_file(const std::string& path);
 
 }  // namespace lowbit

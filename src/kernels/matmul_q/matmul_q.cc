@@ -42,6 +42,10 @@ namespace lowbit::kernels::matmul_q_detail {
 // padding blocks have xq = 0, s = 0.
 struct A8Acts {
   size_t n_tokens = 0, nb = 0, nbp = 0, ng = 0;
+  // Nibble order (for the AVX-512 4-bit dot kernel): within each pair of blocks A, B, xq and s8x are
+  // arranged as the decoded nibbles come out of a 32-byte load, [A0..15, B0..15, A16..31, B16..31], and
+  // s8x as [sA×4, sB×4, sA×4, sB×4]. Otherwise natural order: [A0..31, B0..31], s8x [sA×8, sB×8].
+  bool nibble_order = false;
   int8_t* xq = nullptr;     // [t][nbp * 32]
   float* s = nullptr;       // [t][nbp]
   int32_t* isum = nullptr;  // [t][nbp]      Σ xq of the block
@@ -233,8 +237,19 @@ void PrepareA8(const float* HWY_RESTRICT x, size_t cols, size_t group_size, cons
     int32_t* isum = a.isum + t * a.nbp;
     QuantizeToken(x + t * cols, cols, a.nbp, xq, s, isum);
     float* s8x = a.s8x + t * a.nbp * 8;
-    for (size_t b = 0; b < a.nbp; ++b)
-      for (size_t j = 0; j < 8; ++j) s8x[b * 8 + j] = s[b];
+    if (a.nibble_order) {
+      for (size_t i = 0; i < a.nbp / 2; ++i) {
+        int8_t tmp[16];
+        int8_t* p = xq + 64 * i;
+        std::memcpy(tmp, p + 16, 16);  // swap A16..31 and B0..15
+        std::memcpy(p + 16, p + 32, 16);
+        std::memcpy(p + 32, tmp, 16);
+        for (size_t j = 0; j < 16; ++j) s8x[16 * i + j] = s[2 * i + (j / 4) % 2];
+      }
+    } else {
+      for (size_t b = 0; b < a.nbp; ++b)
+        for (size_t j = 0; j < 8; ++j) s8x[b * 8 + j] = s[b];
+    }
     if (group_size % kPackBlock == 0) {
       float* gsum = a.gsum + t * a.ng;
       for (size_t g = 0; g < a.ng; ++g) {
@@ -576,13 +591,16 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
   a.s8x = reinterpret_cast<float*>(p + xq_bytes + 2 * s_bytes);
   a.gsum = reinterpret_cast<float*>(p + xq_bytes + 2 * s_bytes + s8x_bytes);
   const size_t cols = desc.cols, gs = desc.group_size;
+  const bool fast_groups = gs % kPackBlock == 0;
+#if HWY_TARGET == HWY_AVX3
+  a.nibble_order = fast_groups && desc.bits == 4 && n_tokens < kA8OuterMinTokens;
+#endif
   // (Quantizing is ~1/rows of the matmul's work: only worth a pool dispatch for many tokens.)
   if (n_tokens * cols < (size_t{1} << 16)) {
     PrepareA8(x, cols, gs, a, 0, n_tokens);
   } else {
     pool.parallel_for(n_tokens, 1, [&](size_t t0, size_t t1) HWY_ATTR { PrepareA8(x, cols, gs, a, t0, t1); });
   }
-  const bool fast_groups = gs % kPackBlock == 0;
 #if HWY_TARGET == HWY_AVX3
   if (fast_groups) {
     const bool vnni = UseVnni();

@@ -53,38 +53,43 @@ LOWBIT_QF __m512i DotAcc(const CodeVec& c, __m512i x, __m512i acc) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Code sources: pair(i) = blocks 2i and 2i+1 of a row as 64 bytes. Reads never pass the row's last block
-// (masked loads); a missing second block reads as zeros.
+// Code sources: pair(i) = blocks 2i and 2i+1 of a row as 64 bytes; tail(i) the same for a last pair whose
+// second block does not exist (masked loads: never reading past the row; the missing block reads as zeros).
 
 template <bool k8_>
 struct Src8 {  // bytes, one per code: 8-bit codes, or a row unpacked by other code (k8 = false)
   static constexpr bool k8 = k8_;
+  static constexpr bool kNibble = false;
   const uint8_t* p = nullptr;
   size_t nb = 0;
-  LOWBIT_QF __m512i pair(size_t i) const {
-    if (2 * i + 1 < nb) return _mm512_loadu_si512(p + 64 * i);
-    return _mm512_maskz_loadu_epi8(0xFFFFFFFFull, p + 64 * i);
-  }
+  LOWBIT_QF __m512i pair(size_t i) const { return _mm512_loadu_si512(p + 64 * i); }
+  LOWBIT_QF __m512i tail(size_t i) const { return _mm512_maskz_loadu_epi8(0xFFFFFFFFull, p + 64 * i); }
 };
 
 struct Src4 {  // 4-bit: 16 bytes per block, byte j = q_j | q_{j+16} << 4
+  // Decoded in "nibble order" (A8Acts::nibble_order): the low nibbles of the pair's 32 bytes, then the high
+  // nibbles, i.e. columns [A0..15, B0..15, A16..31, B16..31]; the activations are stored in the same order.
+  // (Two ALU ops that are not on the multiply pipes; gf2p8affineqb would compete with vpdpbusd.)
   static constexpr bool k8 = false;
+  static constexpr bool kNibble = true;
   const uint8_t* p = nullptr;
   size_t nb = 0;
   LOWBIT_QF __m512i pair(size_t i) const {
-    const __m256i v = 2 * i + 1 < nb ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * i))
-                                     : _mm256_maskz_loadu_epi8(0xFFFF, p + 32 * i);
+    return decode(_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * i))));
+  }
+  LOWBIT_QF __m512i tail(size_t i) const {
+    return decode(_mm512_broadcast_i64x4(_mm256_maskz_loadu_epi8(0xFFFF, p + 32 * i)));
+  }
+  LOWBIT_QF static __m512i decode(__m512i z) {
+    z = _mm512_mask_srli_epi16(z, 0xFFFF0000u, z, 4);
+    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+  }
+  // Natural order (for unpacking to bytes): 128-bit chunks [A, A, B, B], then per chunk low / high nibbles.
+  LOWBIT_QF static __m512i decode_natural(__m256i v) {
     __m512i z = _mm512_castsi256_si512(v);
-    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));  // 128-bit chunks [A, A, B, B]
-#if LOWBIT_Q_VNNI
-    // One affine bit transform per byte: chunks 0, 2 keep bits 0-3, chunks 1, 3 move bits 4-7 to 0-3.
-    // (gf2p8affineqb: result bit i = parity(matrix byte 7-i AND x).)
-    const long long lo = 0x0102040800000000ll, hi = 0x1020408000000000ll;
-    return _mm512_gf2p8affine_epi64_epi8(z, _mm512_set_epi64(hi, hi, lo, lo, hi, hi, lo, lo), 0);
-#else
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));
     z = _mm512_mask_srli_epi16(z, 0xFF00FF00u, z, 4);
     return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
-#endif
   }
 };
 
@@ -94,6 +99,7 @@ struct Src4 {  // 4-bit: 16 bytes per block, byte j = q_j | q_{j+16} << 4
 // matrix and the one-hot bytes 1 << k as data then transposes the 8×8 bits: byte k = code of column k.
 struct SrcPlanes {
   static constexpr bool k8 = false;
+  static constexpr bool kNibble = false;
   const uint8_t* p = nullptr;
   size_t nb = 0, bb = 0;  // blocks, bytes per block
   __m512i idx, onehot;
@@ -114,8 +120,9 @@ struct SrcPlanes {
     kfull = (__mmask64{1} << (2 * bb)) - 1;  // 2·bb <= 56
     khalf = (__mmask64{1} << bb) - 1;
   }
-  LOWBIT_QF __m512i pair(size_t i) const {
-    const __m512i data = _mm512_maskz_loadu_epi8(2 * i + 1 < nb ? kfull : khalf, p + 2 * bb * i);
+  LOWBIT_QF __m512i pair(size_t i) const { return decode(_mm512_maskz_loadu_epi8(kfull, p + 2 * bb * i)); }
+  LOWBIT_QF __m512i tail(size_t i) const { return decode(_mm512_maskz_loadu_epi8(khalf, p + 2 * bb * i)); }
+  LOWBIT_QF __m512i decode(__m512i data) const {
     const __m512i t = _mm512_maskz_permutexvar_epi8(kperm, idx, data);
     return _mm512_gf2p8affine_epi64_epi8(onehot, t, 0);
   }
@@ -131,20 +138,32 @@ LOWBIT_Q_ATTR void UnpackRow(const PackedDesc& desc, const uint8_t* HWY_RESTRICT
     return;
   }
   if (desc.bits == 4) {
-    Src4 src;
-    src.p = codes;
-    src.nb = nb;
-    for (size_t i = 0; i < np; ++i) _mm512_storeu_si512(out + 64 * i, src.pair(i));
+    for (size_t i = 0; i < nb / 2; ++i)
+      _mm512_storeu_si512(out + 64 * i,
+                          Src4::decode_natural(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * i))));
+    if (nb % 2)
+      _mm512_storeu_si512(out + 64 * (np - 1), Src4::decode_natural(_mm256_maskz_loadu_epi8(0xFFFF, codes + 32 * (np - 1))));
     return;
   }
 #if LOWBIT_Q_VNNI
   SrcPlanes src(desc.bits, nb);
   src.p = codes;
-  for (size_t i = 0; i < np; ++i) _mm512_storeu_si512(out + 64 * i, src.pair(i));
+  for (size_t i = 0; i < nb / 2; ++i) _mm512_storeu_si512(out + 64 * i, src.pair(i));
+  if (nb % 2) _mm512_storeu_si512(out + 64 * (np - 1), src.tail(np - 1));
 #else
   UnpackRowGeneric(desc, codes, out);
   if (nb % 2) std::memset(out + nb * kPackBlock, 0, kPackBlock);
 #endif
+}
+
+LOWBIT_QF void HalvesToFloats512(const uint16_t* HWY_RESTRICT h, size_t n, float* HWY_RESTRICT out) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i))));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, h + i)));
+  }
 }
 
 // Σ_g mz[g] · gsum[g]
@@ -160,67 +179,151 @@ LOWBIT_QF float MTerm(const float* HWY_RESTRICT mz, const float* HWY_RESTRICT gs
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Dot form: one row against kT <= 4 tokens t0 .. t0+kT-1; y[t * ldy].
+// Dot form: one row against kT <= 4 tokens t0 .. t0+kT-1. Each token's result is a vector whose lane sum,
+// plus the m term, is the output. Each pair's int32 lanes must be converted to fp32 and scaled by their
+// block's activation scale s (and by d); with one token, kU independent accumulator chains per token hide the
+// 4-cycle FMA latency.
 
+// Groups of an even number of blocks: every pair lies in one group.
 template <class Src, size_t kT>
-LOWBIT_Q_ATTR HWY_NOINLINE void A8DotRow(const Src& src, size_t ng, size_t gb, const float* HWY_RESTRICT d,
-                                          const float* HWY_RESTRICT mz, const A8Acts& a, size_t t0,
-                                          float* HWY_RESTRICT y, size_t ldy) {
+LOWBIT_Q_ATTR HWY_NOINLINE void A8DotRowEven(const Src& src, size_t ng, size_t pg, const float* HWY_RESTRICT d,
+                                              const A8Acts& a, size_t t0, __m512 (&out)[kT]) {
   constexpr bool k8 = Src::k8;
-  const size_t np = (src.nb + 1) / 2;
+  constexpr size_t kU = kT == 1 ? 4 : kT == 2 ? 2 : 1;
   const int8_t* xq[kT];
   const float* s8[kT];
-  __m512 acc[kT];
+  __m512 acc[kU][kT];
   for (size_t t = 0; t < kT; ++t) {
     xq[t] = a.xq_t(t0 + t);
     s8[t] = a.s8x_t(t0 + t);
-    acc[t] = _mm512_setzero_ps();
+    for (size_t u = 0; u < kU; ++u) acc[u][t] = _mm512_setzero_ps();
   }
-  if (gb % 2 == 0) {
-    // Whole pairs per group: the activation scales per pair, d once per group.
-    const size_t pg = gb / 2;
-    for (size_t g = 0; g < ng; ++g) {
-      __m512 accg[kT];
-      for (size_t t = 0; t < kT; ++t) accg[t] = _mm512_setzero_ps();
-      for (size_t i = g * pg; i < (g + 1) * pg; ++i) {
-        const CodeVec c = PrepCodes<k8>(src.pair(i));
-        for (size_t t = 0; t < kT; ++t) {
-          const __m512i p = DotAcc<k8>(c, _mm512_loadu_si512(xq[t] + 64 * i), _mm512_setzero_si512());
-          accg[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_loadu_ps(s8[t] + 16 * i), accg[t]);
-        }
-      }
-      const __m512 dv = _mm512_set1_ps(d[g]);
-      for (size_t t = 0; t < kT; ++t) acc[t] = _mm512_fmadd_ps(accg[t], dv, acc[t]);
-    }
-  } else {
-    // An odd number of blocks per group (32, 96, ...): the two blocks of a pair may have different d.
-    size_t g = 0, left = gb;  // group of the next block, blocks left in that group
-    for (size_t i = 0; i < np; ++i) {
-      const size_t ga = g;
-      if (--left == 0) ++g, left = gb;
-      const size_t gbb = std::min(g, ng - 1);  // (the padding block after an odd last block: any finite d)
-      if (--left == 0) ++g, left = gb;
-      const __m512 dv = _mm512_mask_broadcastss_ps(_mm512_set1_ps(d[ga]), 0xFF00, _mm_set_ss(d[gbb]));
+  if (pg <= 2) {
+    // One or two pairs per group: d folded into the scale, acc += cvt(P) · (s · d).
+    const size_t np = ng * pg, shift = pg == 2 ? 1 : 0;
+    const auto step = [&](size_t i, size_t u) LOWBIT_Q_ATTR {
+      const __m512 dv = _mm512_set1_ps(d[i >> shift]);
       const CodeVec c = PrepCodes<k8>(src.pair(i));
       for (size_t t = 0; t < kT; ++t) {
         const __m512i p = DotAcc<k8>(c, _mm512_loadu_si512(xq[t] + 64 * i), _mm512_setzero_si512());
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(_mm512_loadu_ps(s8[t] + 16 * i), dv), acc[t]);
+        acc[u][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(_mm512_loadu_ps(s8[t] + 16 * i), dv),
+                                    acc[u][t]);
       }
+    };
+    size_t i = 0;
+    for (; i + kU <= np; i += kU)
+      for (size_t u = 0; u < kU; ++u) step(i + u, u);
+    for (; i < np; ++i) step(i, 0);
+  } else {
+    // Longer groups: a group accumulator (kU chains) times d at the group's end.
+    for (size_t g = 0; g < ng; ++g) {
+      __m512 accg[kU][kT];
+      for (size_t u = 0; u < kU; ++u)
+        for (size_t t = 0; t < kT; ++t) accg[u][t] = _mm512_setzero_ps();
+      const auto step = [&](size_t i, size_t u) LOWBIT_Q_ATTR {
+        const CodeVec c = PrepCodes<k8>(src.pair(i));
+        for (size_t t = 0; t < kT; ++t) {
+          const __m512i p = DotAcc<k8>(c, _mm512_loadu_si512(xq[t] + 64 * i), _mm512_setzero_si512());
+          accg[u][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_loadu_ps(s8[t] + 16 * i), accg[u][t]);
+        }
+      };
+      size_t i = g * pg;
+      const size_t e = i + pg;
+      for (; i + kU <= e; i += kU)
+        for (size_t u = 0; u < kU; ++u) step(i + u, u);
+      for (; i < e; ++i) step(i, 0);
+      const __m512 dv = _mm512_set1_ps(d[g]);
+      for (size_t u = 0; u < kU; ++u)
+        for (size_t t = 0; t < kT; ++t) acc[u][t] = _mm512_fmadd_ps(accg[u][t], dv, acc[u][t]);
     }
   }
-  for (size_t t = 0; t < kT; ++t) y[t * ldy] = _mm512_reduce_add_ps(acc[t]) + MTerm(mz, a.gsum_t(t0 + t), ng);
+  for (size_t t = 0; t < kT; ++t) {
+    for (size_t u = 1; u < kU; ++u) acc[0][t] = _mm512_add_ps(acc[0][t], acc[u][t]);
+    out[t] = acc[0][t];
+  }
+}
+
+// Groups of an odd number of blocks (32, 96, ...): the blocks of a pair may need different d. Per 8 pairs
+// (16 blocks) the int32 lanes are first summed per block by a tree of unpack/add steps (21 instructions for
+// 8 vectors), leaving one vector of 16 block dots, which is converted and scaled by d_b·s_b at once.
+// dblk[b] = d of block b's group.
+template <bool kNibble>
+LOWBIT_QF __m512i BlockSums(const __m512i (&p)[8]) {
+  __m512i w[4], v[2];
+  for (size_t j = 0; j < 4; ++j)
+    w[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * j], p[2 * j + 1]), _mm512_unpackhi_epi32(p[2 * j], p[2 * j + 1]));
+  for (size_t j = 0; j < 2; ++j)
+    v[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(w[2 * j], w[2 * j + 1]), _mm512_unpackhi_epi32(w[2 * j], w[2 * j + 1]));
+  // v[j] lane 4c + k = Σ of 128-bit chunk c of p[4j + (0, 2, 1, 3)[k]]. A pair's first block is in chunks 0, 1
+  // (natural order) or 0, 2 (nibble order).
+  const __m512i r =
+      kNibble ? _mm512_add_epi32(_mm512_shuffle_i32x4(v[0], v[1], 0x44), _mm512_shuffle_i32x4(v[0], v[1], 0xEE))
+              : _mm512_add_epi32(_mm512_shuffle_i32x4(v[0], v[1], 0x88), _mm512_shuffle_i32x4(v[0], v[1], 0xDD));
+  // r's lanes hold blocks 0 4 2 6 1 5 3 7 8 12 10 14 9 13 11 15; this permutation is its own inverse.
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 2, 6, 1, 5, 3, 7, 8, 12, 10, 14, 9, 13, 11, 15), r);
+}
+
+template <class Src, size_t kT>
+LOWBIT_Q_ATTR HWY_NOINLINE void A8DotRowOdd(const Src& src, const float* HWY_RESTRICT dblk, const A8Acts& a,
+                                             size_t t0, __m512 (&out)[kT]) {
+  constexpr bool k8 = Src::k8;
+  const size_t nb = src.nb;
+  const int8_t* xq[kT];
+  const float* s[kT];
+  for (size_t t = 0; t < kT; ++t) {
+    xq[t] = a.xq_t(t0 + t);
+    s[t] = a.s_t(t0 + t);
+    out[t] = _mm512_setzero_ps();
+  }
+  for (size_t b0 = 0; b0 < nb; b0 += 16) {
+    const size_t nbc = std::min<size_t>(16, nb - b0), npc = (nbc + 1) / 2;
+    const __mmask16 m = static_cast<__mmask16>((1u << nbc) - 1);
+    CodeVec c[8];
+    for (size_t j = 0; j < 8; ++j) {
+      if (j >= npc) break;
+      const size_t i = b0 / 2 + j;
+      c[j] = PrepCodes<k8>(2 * i + 1 < nb ? src.pair(i) : src.tail(i));
+    }
+    const __m512 dv = _mm512_maskz_loadu_ps(m, dblk + b0);
+    for (size_t t = 0; t < kT; ++t) {
+      __m512i p[8];
+      for (size_t j = 0; j < 8; ++j)
+        p[j] = j < npc ? DotAcc<k8>(c[j], _mm512_loadu_si512(xq[t] + 32 * b0 + 64 * j), _mm512_setzero_si512())
+                       : _mm512_setzero_si512();
+      const __m512 sd = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s[t] + b0), dv);
+      out[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(BlockSums<Src::kNibble>(p)), sd, out[t]);
+    }
+  }
+}
+
+// The m term is mf · Σ_g mv[g] · gsum[g]: mv = mins, mf = 1, or (symmetric) mv = d, mf = -2^(bits-1).
+template <class Src, size_t kT>
+LOWBIT_Q_ATTR void A8DotRowT(const Src& src, size_t ng, size_t gb, const float* HWY_RESTRICT d,
+                             const float* HWY_RESTRICT dblk, const float* HWY_RESTRICT mv, float mf,
+                             const A8Acts& a, size_t t0, float* HWY_RESTRICT y, size_t ldy) {
+  __m512 v[kT];
+  if (gb % 2 == 0)
+    A8DotRowEven<Src, kT>(src, ng, gb / 2, d, a, t0, v);
+  else
+    A8DotRowOdd<Src, kT>(src, dblk, a, t0, v);
+  for (size_t t = 0; t < kT; ++t)
+    y[t * ldy] = _mm512_reduce_add_ps(v[t]) + mf * MTerm(mv, a.gsum_t(t0 + t), ng);
 }
 
 template <class Src>
 LOWBIT_Q_ATTR void A8DotRows(const PackedMatrix& W, const A8Acts& a, size_t r0, size_t r1, float* HWY_RESTRICT y,
                              Src src, bool unpack) {
   const PackedDesc& desc = W.desc;
-  const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, rows = desc.rows;
+  const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, rows = desc.rows, nb = a.nb;
   thread_local Scratch<float> f_buf;
   thread_local Scratch<uint8_t> q_buf;
-  float* d = f_buf.get(2 * ng);
+  float* d = f_buf.get(2 * ng + nb);
   float* mz = d + ng;
+  // d per block, for odd group lengths of more than one block.
+  float* dblk = gb == 1 ? d : mz + ng;
   uint8_t* q = unpack ? q_buf.get(a.nbp * kPackBlock) : nullptr;
+  const float* mv = desc.has_zeros ? mz : d;
+  const float mf = desc.has_zeros ? 1.0f : -static_cast<float>(1 << (desc.bits - 1));
   for (size_t r = r0; r < r1; ++r) {
     if (unpack) {
       UnpackRow(desc, W.row_codes(r), q);
@@ -228,18 +331,22 @@ LOWBIT_Q_ATTR void A8DotRows(const PackedMatrix& W, const A8Acts& a, size_t r0, 
     } else {
       src.p = W.row_codes(r);
     }
-    RowScales(W, r, d, mz);
+    HalvesToFloats512(W.scales + r * ng, ng, d);
+    if (desc.has_zeros) HalvesToFloats512(W.mins + r * ng, ng, mz);
+    if (gb % 2 == 1 && gb > 1)
+      for (size_t b = 0; b < nb; ++b) dblk[b] = d[b / gb];
     size_t t = 0;
-    for (; t + 4 <= a.n_tokens; t += 4) A8DotRow<Src, 4>(src, ng, gb, d, mz, a, t, y + t * rows + r, rows);
+    for (; t + 4 <= a.n_tokens; t += 4)
+      A8DotRowT<Src, 4>(src, ng, gb, d, dblk, mv, mf, a, t, y + t * rows + r, rows);
     switch (a.n_tokens - t) {
       case 3:
-        A8DotRow<Src, 3>(src, ng, gb, d, mz, a, t, y + t * rows + r, rows);
+        A8DotRowT<Src, 3>(src, ng, gb, d, dblk, mv, mf, a, t, y + t * rows + r, rows);
         break;
       case 2:
-        A8DotRow<Src, 2>(src, ng, gb, d, mz, a, t, y + t * rows + r, rows);
+        A8DotRowT<Src, 2>(src, ng, gb, d, dblk, mv, mf, a, t, y + t * rows + r, rows);
         break;
       case 1:
-        A8DotRow<Src, 1>(src, ng, gb, d, mz, a, t, y + t * rows + r, rows);
+        A8DotRowT<Src, 1>(src, ng, gb, d, dblk, mv, mf, a, t, y + t * rows + r, rows);
         break;
       default:
         break;

@@ -1,0 +1,157 @@
+// Quantized models end to end on tiny random Llamas: recipes applied at load, the .lbt bundle round trip
+// (bit-identical logits to the in-memory quantization), native GGUF quant types, and recipe errors that only
+// show when a recipe meets a tensor.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "lowbit/error.h"
+#include "lowbit/session.h"
+#include "test_util.h"
+
+namespace lowbit {
+namespace {
+
+std::vector<float> logits_of(const std::shared_ptr<Model>& m, const std::vector<int32_t>& toks) {
+  Session s(m, {});
+  const float* l = s.prefill(toks, true);
+  return std::vector<float>(l, l + toks.size() * m->config().vocab_size);
+}
+
+std::vector<int32_t> some_tokens(size_t vocab) {
+  test::Rng rng(17);
+  std::vector<int32_t> t(23);
+  for (auto& x : t) x = static_cast<int32_t>(rng.next() % vocab);
+  return t;
+}
+
+double max_rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, static_cast<double>(std::fabs(a[i] - b[i])));
+    den = std::max(den, static_cast<double>(std::fabs(b[i])));
+  }
+  return num / den;
+}
+
+class BundleRoundTrip : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(BundleRoundTrip, LogitsAreBitIdentical) {
+  test::TempDir dir;
+  test::TinyLlamaConfig cfg;
+  cfg.weight_type = GgmlType::Q4_1;
+  cfg.embd_type = GgmlType::Q8_0;
+  cfg.dim = 96;
+  cfg.n_heads = 3;
+  cfg.n_kv_heads = 1;
+  cfg.ffn = 192;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf", cfg);
+  LoadOptions lo;
+  if (std::strlen(GetParam()) > 0) lo.recipe = Recipe::parse(GetParam());
+  auto in_memory = Model::load(info.path, lo);
+  in_memory->save_bundle(dir.path() + "/m.lbt");
+  auto from_bundle = Model::load(dir.path() + "/m.lbt");
+  EXPECT_EQ(from_bundle->weight_bytes(), in_memory->weight_bytes());
+  EXPECT_EQ(from_bundle->recipe_json(), in_memory->recipe_json());
+  EXPECT_EQ(from_bundle->tokenizer().encode("hello world", false, false),
+            in_memory->tokenizer().encode("hello world", false, false));
+  auto toks = some_tokens(in_memory->config().vocab_size);
+  std::vector<float> a = logits_of(in_memory, toks), b = logits_of(from_bundle, toks);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Recipes, BundleRoundTrip,
+    ::testing::Values("",  // native Q4_1 / Q8_0
+                      R"({"precision": {"dtype": "fp32"}})", R"({"precision": {"dtype": "bf16"}})",
+                      R"({"linear:int8": {"groupsize": 0}})", R"({"linear:int4": {"groupsize": 32}})",
+                      R"({"linear:int4": {"groupsize": 48}})",
+                      R"({"linear:a8w4dq": {"groupsize": 32}, "embedding": {"bitwidth": 4, "groupsize": 32}})",
+                      R"({"linear:a8wxdq": {"bitwidth": 3, "groupsize": 32, "has_weight_zeros": true}})",
+                      R"({"linear:a8wxdq": {"bitwidth": 2, "groupsize": 96}, "embedding:wx": {"bitwidth": 5, "groupsize": 32}, "output": "none"})",
+                      R"({"linear:int4": {"groupsize": 32}, "embedding": {"bitwidth": 8, "groupsize": 0}, "output": {"scheme": "int8", "groupsize": 32}})"));
+
+TEST(QuantizedModel, MoreBitsMeanCloserToFp32) {
+  test::TempDir dir;
+  test::TinyLlamaConfig cfg;
+  cfg.dim = 128;
+  cfg.ffn = 256;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf", cfg);
+  auto toks = some_tokens(Model::load(info.path)->config().vocab_size);
+  std::vector<float> ref = logits_of(Model::load(info.path), toks);
+  double prev = 0;
+  for (int bits : {8, 6, 4, 2}) {
+    LoadOptions lo;
+    lo.recipe = Recipe::parse(fmt::format(R"({{"linear:a8wxdq": {{"bitwidth": {}, "groupsize": 32, "has_weight_zeros": true}}}})", bits));
+    double err = max_rel_error(logits_of(Model::load(info.path, lo), toks), ref);
+    EXPECT_GT(err, prev) << bits << " bits";
+    // Relative to the largest logit of a tiny random model, which is small: the quality check that matters is
+    // perplexity on the real model (README tables).
+    if (bits == 8) EXPECT_LT(err, 5e-2);
+    prev = err;
+  }
+}
+
+TEST(QuantizedModel, QuantizedWeightsAreSmaller) {
+  test::TempDir dir;
+  test::TinyLlamaConfig cfg;
+  cfg.dim = 128;
+  cfg.ffn = 256;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf", cfg);
+  LoadOptions f32, q4;
+  f32.recipe = Recipe::parse(R"({"precision": {"dtype": "fp32"}})");
+  q4.recipe = Recipe::parse(R"({"linear:a8w4dq": {"groupsize": 32}, "embedding": {"bitwidth": 4, "groupsize": 32}})");
+  auto a = Model::load(info.path, f32), b = Model::load(info.path, q4);
+  // 4 bits + a 16-bit scale per 32 weights = 4.5 bits against 32; norms stay fp32.
+  EXPECT_NEAR(static_cast<double>(b->weight_bytes()) / a->weight_bytes(), 4.5 / 32, 0.01);
+}
+
+TEST(QuantizedModel, GroupsizeThatDoesNotDivideARowNamesTheTensor) {
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf");  // dim 64, ffn 128
+  LoadOptions lo;
+  lo.recipe = Recipe::parse(R"({"linear:int4": {"groupsize": 96}})");
+  auto msg = test::error_message([&] { Model::load(info.path, lo); });
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_NE(msg->find("groupsize 96"), std::string::npos) << *msg;
+  EXPECT_NE(msg->find("attn_q.weight"), std::string::npos) << *msg;
+}
+
+TEST(QuantizedModel, RecipeOnABundleIsAnError) {
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf");
+  LoadOptions lo;
+  lo.recipe = Recipe::parse(R"({"linear:int4": {"groupsize": 32}})");
+  Model::load(info.path, lo)->save_bundle(dir.path() + "/m.lbt");
+  auto msg = test::error_message([&] { Model::load(dir.path() + "/m.lbt", lo); });
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_NE(msg->find("m.lbt"), std::string::npos) << *msg;
+}
+
+TEST(QuantizedModel, DamagedBundlesAreErrors) {
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf");
+  LoadOptions lo;
+  lo.recipe = Recipe::parse(R"({"linear:int4": {"groupsize": 32}})");
+  Model::load(info.path, lo)->save_bundle(dir.path() + "/m.lbt");
+  std::vector<uint8_t> bytes = test::read_file_bytes(dir.path() + "/m.lbt");
+  const std::string bad = dir.path() + "/bad.lbt";
+  // Truncations and a flipped byte in the middle of the weights.
+  for (size_t cut : {size_t(9), size_t(40), bytes.size() / 3, bytes.size() - 1}) {
+    test::write_file_bytes(bad, std::span<const uint8_t>(bytes.data(), cut));
+    auto msg = test::error_message([&] { Model::load(bad); });
+    ASSERT_TRUE(msg.has_value()) << "cut at " << cut;
+    EXPECT_NE(msg->find("bad.lbt"), std::string::npos) << *msg;
+  }
+  std::vector<uint8_t> flipped = bytes;
+  flipped[bytes.size() * 2 / 3] ^= 0x40;
+  test::write_file_bytes(bad, flipped);
+  auto msg = test::error_message([&] { Model::load(bad); });
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_NE(msg->find("checksum"), std::string::npos) << *msg;
+}
+
+}  // namespace
+}  // namespace lowbit
