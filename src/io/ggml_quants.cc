@@ -10,46 +10,16 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/half.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
 
-uint16_t fp32_to_fp16(float f) {
-  const uint32_t x = std::bit_cast<uint32_t>(f);
-  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
-  uint32_t a = x & 0x7fffffffu;
-  if (a > 0x7f800000u) return sign | 0x7e00u | static_cast<uint16_t>((a >> 13) & 0x3ffu);  // NaN, kept quiet
-  if (a >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to infinity (65504 is the largest half)
-  if (a < 0x38800000u) {
-    // Below 2^-14: a half subnormal, in units of 2^-24. Scaling by 2^24 is exact; rint rounds half to even.
-    const float scaled = std::bit_cast<float>(a) * 16777216.0f;
-    return sign | static_cast<uint16_t>(std::nearbyint(scaled));  // 0x400 (carry) is the smallest normal
-  }
-  // Normal: rebias the exponent (127 -> 15) and round the 13 dropped mantissa bits to nearest even; a carry out
-  // of the mantissa correctly increments the exponent.
-  a += 0xc8000fffu + ((a >> 13) & 1u);
-  return sign | static_cast<uint16_t>(a >> 13);
-}
-
-float fp16_to_fp32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t mant = h & 0x3ffu;
-  if (exp == 0) {
-    const float v = static_cast<float>(mant) * (1.0f / 16777216.0f);  // exact
-    return sign ? -v : v;
-  }
-  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
-  return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
-}
-
-uint16_t fp32_to_bf16(float f) {
-  const uint32_t u = std::bit_cast<uint32_t>(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 64u);  // NaN, forced quiet
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-float bf16_to_fp32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+// One implementation of the 16-bit conversions: the kernels' inline ones (kernels/half.h).
+uint16_t fp32_to_fp16(float f) { return kernels::f32_to_half(f); }
+float fp16_to_fp32(uint16_t h) { return kernels::half_to_f32(h); }
+uint16_t fp32_to_bf16(float f) { return kernels::f32_to_bf16_inline(f); }
+float bf16_to_fp32(uint16_t h) { return kernels::bf16_to_f32_inline(h); }
 
 namespace {
 
