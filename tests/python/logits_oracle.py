@@ -121,7 +121,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for i, prompt in enumerate(PROMPTS):
             out = os.path.join(tmp, f"logits{i}.f32")
-            res = subprocess.run([args.lowbit, "logits", "-m", args.model, "-p", prompt, "-o", out, "-t", "2"],
+            # --dtype f32: the weights dequantized to fp32, the same numbers the numpy reference multiplies.
+            res = subprocess.run([args.lowbit, "logits", "-m", args.model, "-p", prompt, "-o", out, "-t", "2",
+                                  "--dtype", "f32"],
                                  capture_output=True, text=True)
             if res.returncode != 0:
                 print(f"FAIL: lowbit logits exited {res.returncode}: {res.stderr.strip()}")
