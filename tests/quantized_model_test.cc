@@ -89,7 +89,9 @@ TEST(QuantizedModel, MoreBitsMeanCloserToFp32) {
     EXPECT_GT(err, prev) << bits << " bits";
     // Relative to the largest logit of a tiny random model, which is small: the quality check that matters is
     // perplexity on the real model (README tables).
-    if (bits == 8) EXPECT_LT(err, 5e-2);
+    if (bits == 8) {
+      EXPECT_LT(err, 5e-2);
+    }
     prev = err;
   }
 }
