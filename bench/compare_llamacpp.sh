@@ -116,7 +116,8 @@ for r in json.load(sys.stdin):
     key = r["model_type"]
     rows.setdefault(key, {})["pp" if r["n_prompt"] else "tg"] = r["avg_ts"]
 for k, v in rows.items():
-    print(f"| llama.cpp | {k} | {v.get(\"pp\", 0):.1f} | {v.get(\"tg\", 0):.1f} |")'
+    pp, tg = v.get("pp", 0), v.get("tg", 0)
+    print(f"| llama.cpp | {k} | {pp:.1f} | {tg:.1f} |")'
   for dt in f32 f16 bf16; do
     "$LOWBIT" bench -m "$MODEL" --dtype "$dt" -t "$THREADS" -p 128 -n 64 -r 3 --json |
       python3 -c "import json,sys; j=json.load(sys.stdin); print(f'| lowbit | $dt (from the Q4_1 file) | {j[\"prefill_tok_s\"]:.1f} | {j[\"decode_tok_s\"]:.1f} |')"
