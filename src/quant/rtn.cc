@@ -176,6 +176,7 @@ void quantize_rtn(ThreadPool& pool, const float* W, const PackedDesc& d, uint8_t
 }
 
 PackedStorage quantize_rtn(ThreadPool& pool, const float* W, const PackedDesc& d, const RtnOptions& opt) {
+  d.validate("quantize_rtn");
   PackedStorage s(d);
   quantize_rtn(pool, W, d, s.codes.data(), s.scales.data(), d.has_zeros ? s.mins.data() : nullptr, opt);
   return s;

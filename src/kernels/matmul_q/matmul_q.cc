@@ -4,31 +4,37 @@
 // Structure (every path is checked against ref.cc by matmul_q_test.cc, on every target):
 //
 // * DynamicInt8 (a8). Each token is quantized once per call (A8Acts: int8 xq, the block scales s, Σxq per block,
-//   s repeated per int32 lane for the dot kernels, and Σ_{b∈g} s_b·Σxq_b per group for the m term).
+//   s repeated per int32 lane ("s8x") for the dot kernels, Σ_{b∈g} s_b·Σxq_b per group for the m term).
 //   - AVX-512 (matmul_q_avx512-inl.h, compiled twice: plain AVX3 with vpmaddubsw + vpmaddwd, and with
-//     VNNI + VBMI + GFNI when the CPU has them, using vpdpbusd and a vpermb + gf2p8affineqb bit-plane decode):
-//     * Dot form (n_tokens < kA8OuterMinTokens, decode): one row at a time, a pair of blocks (64 codes) per
-//       zmm, decoded in registers straight from the packed bytes, ≤ 4 tokens sharing each decoded pair;
-//       int32 lanes -> fp32 per pair (the activation scale changes every block), one fp32 group accumulator
-//       scaled by d at the end of the group.
-//     * Outer-product form (prefill): 32 rows' decoded codes are interleaved per 4 columns into a panel
-//       (a dword holds 4 consecutive codes of one row; 16 rows per zmm), so that one vpdpbusd with a
-//       broadcast dword of a token's xq advances 16 rows × 4 columns. A register tile of 2 × 16 rows × 4 tokens
-//       needs the fp32 conversion only once per 8 vpdpbusd (per block), not once per instruction as the dot
-//       form does.
-//   - AVX2 (matmul_q_avx2-inl.h): the dot form with one block per ymm (vpmaddubsw + vpmaddwd).
-//   - Other targets: a portable Highway version (codes unpacked to bytes, int32 products).
-//   Group sizes that are not a multiple of 32 (e.g. 16, 48) take a slower generic path on every target.
+//     VNNI + VBMI + GFNI when the CPU has them: vpdpbusd, and a vpermb + gf2p8affineqb bit-plane decode):
+//     * Dot form (n_tokens < kA8OuterMinTokens, i.e. decode): a pair of blocks (64 codes) per zmm, decoded in
+//       registers from the packed bytes (4-bit: nibbles in "nibble order", the activations permuted to
+//       match); 4 rows × 1 token (2 × 2, 1 × 4) per tile share the activation loads; int32 lanes -> fp32 per
+//       pair (the activation scale changes every block), d applied per group or folded into the scale.
+//     * Outer-product form (prefill): 32 rows' codes are interleaved per 4 columns into a panel (16×16 dword
+//       transposes), so that one vpdpbusd with a broadcast dword of a token's xq advances 16 rows × 4 columns;
+//       a register tile of 32 rows × 4 tokens converts to fp32 once per 8 vpdpbusd (per block). Symmetric
+//       weights fold the m term into the integer accumulators (start at −2^(bits−1)·Σxq).
+//   - AVX2 (matmul_q_avx2-inl.h): the dot form, one block per ymm (vpmaddubsw + vpmaddwd).
+//   - NEON (matmul_q_neon-inl.h): the dot form with sdot when the CPU has it (HWCAP_ASIMDDP), else vmull.
+//   - Other targets, and group sizes that are not a multiple of 32 (16, 48, ...) on every target: portable
+//     Highway code (codes unpacked to bytes, int32 products, a block split at group boundaries).
 //
-// * WeightOnly (fp32 math). Codes are unpacked to bytes, converted to fp32 and multiplied with x; each group's
-//   vector accumulator is scaled by d at the group end, and Σ_g m_g·Σ_{k∈g} x_k is added per row.
-//   - Decode: one row at a time (the unpacked row stays in L1).
+// * WeightOnly (fp32 math).
+//   - Decode: AVX-512: one row at a time, 4-bit through a per-group 16-entry table of dequantized values
+//     (vpermps), other widths as bytes converted to fp32 with d per group. Other targets: portable Highway.
 //   - Prefill (n_tokens >= kWOOuterMinTokens): rows are dequantized to fp32 kOuterR at a time and multiplied
 //     with token panels in an outer-product register tile, like kernels/matmul.cc's fp32 kernel.
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <vector>
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include "kernels/half.h"
 #include "kernels/matmul_q/matmul_q.h"
@@ -102,7 +108,7 @@ constexpr size_t kOuterV = 3;
 constexpr size_t kWOOuterMinTokens = 8;
 constexpr size_t kPanelBlockBytes = 512 * 1024;
 // a8 outer-product form (AVX-512 only) from this many tokens on.
-constexpr size_t kA8OuterMinTokens = 4;
+[[maybe_unused]] constexpr size_t kA8OuterMinTokens = 6;
 // Rows per parallel_for grain in the dot forms.
 constexpr size_t kDotGrain = 16;
 
@@ -223,42 +229,126 @@ void QuantizeToken(const float* HWY_RESTRICT x, size_t cols, size_t nbp, int8_t*
   }
 }
 
-void QuantizeActivationsImpl(const float* x, size_t cols, int8_t* xq, float* scales, int32_t* sums) {
-  QuantizeToken(x, cols, (cols + kPackBlock - 1) / kPackBlock, xq, scales, sums);
+
+#if HWY_TARGET == HWY_AVX3
+// QuantizeToken plus the layout work of PrepareA8 (nibble order, s8x) in one AVX-512 pass per block; the
+// quantization itself is bit-identical to ref::quantize_activations (the same float operations; cvtps2dq
+// rounds half to even like nearbyint). A short last block is read with a masked load (zeros, as in ref).
+void QuantizeTokenA8_512(const float* HWY_RESTRICT x, size_t cols, const A8Acts& a, size_t t) {
+  int8_t* xq = a.xq + t * a.nbp * 32;
+  float* s = a.s + t * a.nbp;
+  int32_t* isum = a.isum + t * a.nbp;
+  float* s8x = a.s8x + t * a.nbp * 8;
+  const size_t nb = (cols + kPackBlock - 1) / kPackBlock;
+  for (size_t b = 0; b < a.nbp; ++b) {
+    __m128i q0 = _mm_setzero_si128(), q1 = _mm_setzero_si128();
+    float sb = 0.0f;
+    int32_t sum = 0;
+    if (b < nb) {
+      const float* xb = x + b * kPackBlock;
+      const size_t n = std::min(kPackBlock, cols - b * kPackBlock);
+      __m512 v0, v1;
+      if (n == kPackBlock) {
+        v0 = _mm512_loadu_ps(xb);
+        v1 = _mm512_loadu_ps(xb + 16);
+      } else {
+        const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+        const __mmask16 m1 = static_cast<__mmask16>(n > 16 ? (1u << (n - 16)) - 1 : 0u);
+        v0 = _mm512_maskz_loadu_ps(m0, xb);
+        v1 = _mm512_maskz_loadu_ps(m1, xb + 16);
+      }
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+      sb = amax / 127.0f;
+      const __m512 vid = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+      const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
+      const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+      q0 = _mm512_cvtsepi32_epi8(i0);
+      q1 = _mm512_cvtsepi32_epi8(i1);
+      sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    }
+    s[b] = sb;
+    isum[b] = sum;
+    const __m128 sv = _mm_set1_ps(sb);
+    if (a.nibble_order) {
+      // Pair i = b / 2: [A0..15, B0..15, A16..31, B16..31]; s8x [sA×4, sB×4, sA×4, sB×4].
+      const size_t base = 64 * (b / 2) + 16 * (b % 2);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + base), q0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + base + 32), q1);
+      float* sp = s8x + 16 * (b / 2) + 4 * (b % 2);
+      _mm_storeu_ps(sp, sv);
+      _mm_storeu_ps(sp + 8, sv);
+    } else {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + 32 * b), q0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + 32 * b + 16), q1);
+      _mm_storeu_ps(s8x + 8 * b, sv);
+      _mm_storeu_ps(s8x + 8 * b + 4, sv);
+    }
+  }
 }
+#endif
 
 // Fills tokens [t0, t1) of a (everything but the pointers and sizes, which the caller set).
 void PrepareA8(const float* HWY_RESTRICT x, size_t cols, size_t group_size, const A8Acts& a, size_t t0,
                size_t t1) {
   const size_t gb = group_size / kPackBlock;
   for (size_t t = t0; t < t1; ++t) {
-    int8_t* xq = a.xq + t * a.nbp * 32;
     float* s = a.s + t * a.nbp;
     int32_t* isum = a.isum + t * a.nbp;
-    QuantizeToken(x + t * cols, cols, a.nbp, xq, s, isum);
+#if HWY_TARGET == HWY_AVX3
+    QuantizeTokenA8_512(x + t * cols, cols, a, t);
+#else
+    // (nibble_order is only used by the AVX-512 kernels.)
+    QuantizeToken(x + t * cols, cols, a.nbp, a.xq + t * a.nbp * 32, s, isum);
     float* s8x = a.s8x + t * a.nbp * 8;
-    if (a.nibble_order) {
-      for (size_t i = 0; i < a.nbp / 2; ++i) {
-        int8_t tmp[16];
-        int8_t* p = xq + 64 * i;
-        std::memcpy(tmp, p + 16, 16);  // swap A16..31 and B0..15
-        std::memcpy(p + 16, p + 32, 16);
-        std::memcpy(p + 32, tmp, 16);
-        for (size_t j = 0; j < 16; ++j) s8x[16 * i + j] = s[2 * i + (j / 4) % 2];
-      }
-    } else {
-      for (size_t b = 0; b < a.nbp; ++b)
-        for (size_t j = 0; j < 8; ++j) s8x[b * 8 + j] = s[b];
-    }
+    for (size_t b = 0; b < a.nbp; ++b)
+      for (size_t j = 0; j < 8; ++j) s8x[b * 8 + j] = s[b];
+#endif
     if (group_size % kPackBlock == 0) {
+      // gsum[g] = Σ_{b in g} s_b · isum_b: the products vectorized (into gsum itself when gb = 1).
       float* gsum = a.gsum + t * a.ng;
-      for (size_t g = 0; g < a.ng; ++g) {
-        float sum = 0.0f;
-        for (size_t b = g * gb; b < (g + 1) * gb; ++b) sum += s[b] * static_cast<float>(isum[b]);
-        gsum[g] = sum;
+      thread_local Scratch<float> sxs_buf;
+      float* sxs = gb == 1 ? gsum : sxs_buf.get(a.nb);
+      const DF df;
+      const hn::RebindToSigned<DF> di;
+      const size_t N = hn::Lanes(df), nb = a.nb;
+      size_t b = 0;
+      for (; b + N <= nb; b += N)
+        hn::StoreU(hn::Mul(hn::LoadU(df, s + b), hn::ConvertTo(df, hn::LoadU(di, isum + b))), df, sxs + b);
+      for (; b < nb; ++b) sxs[b] = s[b] * static_cast<float>(isum[b]);
+      if (gb > 1) {
+        for (size_t g = 0; g < a.ng; ++g) {
+          const float* p = sxs + g * gb;
+          size_t k = 0;
+          float sum = 0.0f;
+          if (gb >= N) {
+            auto v = hn::Zero(df);
+            for (; k + N <= gb; k += N) v = hn::Add(v, hn::LoadU(df, p + k));
+            sum = hn::GetLane(hn::SumOfLanes(df, v));
+          }
+          for (; k < gb; ++k) sum += p[k];
+          gsum[g] = sum;
+        }
       }
     }
   }
+}
+
+void QuantizeActivationsImpl(const float* x, size_t cols, int8_t* xq, float* scales, int32_t* sums) {
+  const size_t nb = (cols + kPackBlock - 1) / kPackBlock;
+#if HWY_TARGET == HWY_AVX3
+  // The kernel's own quantizer (what matmul_q uses on this target), through a one-token A8Acts view.
+  thread_local Scratch<float> s8x_buf;
+  A8Acts a;
+  a.n_tokens = 1;
+  a.nb = a.nbp = nb;
+  a.xq = xq;
+  a.s = scales;
+  a.isum = sums;
+  a.s8x = s8x_buf.get(nb * 8);
+  QuantizeTokenA8_512(x, cols, a, 0);
+#else
+  QuantizeToken(x, cols, nb, xq, scales, sums);
+#endif
 }
 
 void PrepareWO(const float* HWY_RESTRICT x, size_t group_size, const WOActs& a, size_t t0, size_t t1) {
@@ -563,9 +653,43 @@ bool UseVnni() {
 #include "kernels/matmul_q/matmul_q_avx2-inl.h"
 #endif
 
+#if HWY_TARGET == HWY_NEON
+#define LOWBIT_Q_NS neon_plain
+#define LOWBIT_Q_ATTR
+#define LOWBIT_Q_SDOT 0
+#include "kernels/matmul_q/matmul_q_neon-inl.h"
+#undef LOWBIT_Q_NS
+#undef LOWBIT_Q_ATTR
+#undef LOWBIT_Q_SDOT
+#define LOWBIT_Q_NS neon_sdot
+#if defined(__clang__)
+#define LOWBIT_Q_ATTR __attribute__((target("dotprod")))
+#else
+#define LOWBIT_Q_ATTR __attribute__((target("+dotprod")))
+#endif
+#define LOWBIT_Q_SDOT 1
+#include "kernels/matmul_q/matmul_q_neon-inl.h"
+#undef LOWBIT_Q_NS
+#undef LOWBIT_Q_ATTR
+#undef LOWBIT_Q_SDOT
+
+bool UseSdot() {
+#if defined(__APPLE__)
+  static const bool has = true;  // every Apple arm64 CPU has the dot product extension
+#elif defined(__linux__) && defined(HWCAP_ASIMDDP)
+  static const bool has = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+  static const bool has = false;
+#endif
+  return has && matmul_q_detail::g_allow_vnni.load(std::memory_order_relaxed);
+}
+#endif
+
 const char* TargetNameImpl() {
 #if HWY_TARGET == HWY_AVX3
   if (UseVnni()) return "AVX3+VNNI";
+#elif HWY_TARGET == HWY_NEON
+  if (UseSdot()) return "NEON+SDOT";
 #endif
   return hwy::TargetName(HWY_TARGET);
 }
@@ -627,6 +751,17 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
                       [&](size_t r0, size_t r1) HWY_ATTR { avx2::A8DotRange(W, a, r0, r1, y); });
     return;
   }
+#elif HWY_TARGET == HWY_NEON
+  if (fast_groups) {
+    const bool sdot = UseSdot();
+    pool.parallel_for(desc.rows, kDotGrain, [&](size_t r0, size_t r1) HWY_ATTR {
+      if (sdot)
+        neon_sdot::A8DotRange(W, a, r0, r1, y);
+      else
+        neon_plain::A8DotRange(W, a, r0, r1, y);
+    });
+    return;
+  }
 #endif
   (void)fast_groups;
   pool.parallel_for(desc.rows, kDotGrain, [&](size_t r0, size_t r1) HWY_ATTR { A8RowsGeneric(W, a, r0, r1, y); });
@@ -647,6 +782,18 @@ void MatmulWO(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
   const size_t gs = desc.group_size;
   if (n_tokens < kWOOuterMinTokens) {
     PrepareWO(x, gs, a, 0, n_tokens);
+#if HWY_TARGET == HWY_AVX3
+    if (gs % kPackBlock == 0) {
+      const bool vnni = UseVnni();
+      pool.parallel_for(desc.rows, kDotGrain, [&](size_t r0, size_t r1) HWY_ATTR {
+        if (vnni)
+          avx512_vnni::WODotRange(W, a, n_tokens, r0, r1, y);
+        else
+          avx512_plain::WODotRange(W, a, n_tokens, r0, r1, y);
+      });
+      return;
+    }
+#endif
     pool.parallel_for(desc.rows, kDotGrain,
                       [&](size_t r0, size_t r1) HWY_ATTR { WORowsDot(W, a, n_tokens, r0, r1, y, unpack); });
     return;

@@ -84,15 +84,17 @@ void BM_MatmulQ(benchmark::State& state) {
 const int64_t kShapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {49152, 576}, {5632, 2048}};
 
 void DecodeArgs(benchmark::internal::Benchmark* b) {
-  for (int64_t act : {1, 0})
-    for (int64_t bits : {4, 8, 2, 3})
-      for (const auto& s : kShapes) b->Args({s[0], s[1], 1, bits, act, 32, 2, 1});
+  for (int64_t threads : {2, 1})
+    for (int64_t act : {1, 0})
+      for (int64_t bits : {4, 8, 2, 3})
+        for (const auto& s : kShapes) b->Args({s[0], s[1], 1, bits, act, 32, threads, 1});
   b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold"});
 }
 void PrefillArgs(benchmark::internal::Benchmark* b) {
-  for (int64_t act : {1, 0})
-    for (int64_t bits : {4, 8, 2, 3})
-      for (const auto& s : kShapes) b->Args({s[0], s[1], 128, bits, act, 32, 2, 0});
+  for (int64_t threads : {2, 1})
+    for (int64_t act : {1, 0})
+      for (int64_t bits : {4, 8, 2, 3})
+        for (const auto& s : kShapes) b->Args({s[0], s[1], 128, bits, act, 32, threads, 0});
   b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold"});
 }
 void VariantArgs(benchmark::internal::Benchmark* b) {
@@ -137,10 +139,11 @@ void BM_MatmulF32Baseline(benchmark::State& state) {
   state.counters["GB/s"] = benchmark::Counter(double(bytes) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 void F32Args(benchmark::internal::Benchmark* b) {
-  for (const auto& s : kShapes) {
-    b->Args({s[0], s[1], 1, 2, 1});
-    b->Args({s[0], s[1], 128, 2, 0});
-  }
+  for (int64_t threads : {2, 1})
+    for (const auto& s : kShapes) {
+      b->Args({s[0], s[1], 1, threads, 1});
+      b->Args({s[0], s[1], 128, threads, 0});
+    }
   b->ArgNames({"rows", "cols", "tokens", "threads", "cold"});
 }
 BENCHMARK(BM_MatmulF32Baseline)->Apply(F32Args)->UseRealTime()->Unit(benchmark::kMicrosecond);
