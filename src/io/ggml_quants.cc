@@ -158,7 +158,7 @@ void quantize_ggml(GgmlType type, const float* x, void* y, int64_t n) {
     case GgmlType::Q8_0: quantize_row_q8_0(x, y, n); return;
     case GgmlType::Q4_0: quantize_row_q4_0(x, y, n); return;
     case GgmlType::Q4_1: quantize_row_q4_1(x, y, n); return;
-    default: fail("quantizing to {} is not implemented", ggml_type_name(type));
+    default: fail("quantizing to {} is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)", ggml_type_name(type));
   }
 }
 
@@ -179,7 +179,7 @@ void dequantize_ggml(GgmlType type, const void* x, float* y, int64_t n) {
     case GgmlType::Q8_0: dequantize_row_q8_0(x, y, n); return;
     case GgmlType::Q4_0: dequantize_row_q4_0(x, y, n); return;
     case GgmlType::Q4_1: dequantize_row_q4_1(x, y, n); return;
-    default: fail("dequantizing {} is not implemented", ggml_type_name(type));
+    default: fail("dequantizing {} is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)", ggml_type_name(type));
   }
 }
 
