@@ -11,7 +11,7 @@
 #   2. greedy continuation of "Once upon a time" for 64 tokens on the F32 file: identical, or the first
 #      divergence and lowbit's top-2 logit gap there;
 #   3. wikitext-2 perplexity at ctx 512 (all windows unless --chunks), both runtimes, and the difference in %;
-#   4. speed with 2 threads: llama-bench (F32, F16, native Q4_1) and `lowbit bench` (f32, f16, bf16),
+#   4. speed with 2 threads: llama-bench (F32, F16, native Q4_1) and `lowbit bench` (f32, f16, bf16, native),
 #      prefill of 128 tokens and decode of 64, plus `lowbit bench --membw`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -118,9 +118,11 @@ for r in json.load(sys.stdin):
 for k, v in rows.items():
     pp, tg = v.get("pp", 0), v.get("tg", 0)
     print(f"| llama.cpp | {k} | {pp:.1f} | {tg:.1f} |")'
-  for dt in f32 f16 bf16; do
-    "$LOWBIT" bench -m "$MODEL" --dtype "$dt" -t "$THREADS" -p 128 -n 64 -r 3 --json |
-      python3 -c "import json,sys; j=json.load(sys.stdin); print(f'| lowbit | $dt (from the Q4_1 file) | {j[\"prefill_tok_s\"]:.1f} | {j[\"decode_tok_s\"]:.1f} |')"
+  for dt in f32 f16 bf16 native; do
+    dt_arg=(--dtype "$dt"); label="$dt (from the GGUF)"
+    [ "$dt" = native ] && { dt_arg=(); label="native GGUF types"; }
+    "$LOWBIT" bench -m "$MODEL" "${dt_arg[@]}" -t "$THREADS" -p 128 -n 64 -r 3 --json |
+      python3 -c "import json,sys; j=json.load(sys.stdin); print(f'| lowbit | $label | {j[\"prefill_tok_s\"]:.1f} | {j[\"decode_tok_s\"]:.1f} |')"
   done
   echo
   echo "Read bandwidth (\`lowbit bench --membw\`): $("$LOWBIT" bench --membw -t "$THREADS")"

@@ -62,10 +62,11 @@ int8 g0|{"linear:int8": {"groupsize": 0}}
 int8 g32|{"linear:int8": {"groupsize": 32}}
 int4 g32|{"linear:int4": {"groupsize": 32}}
 int4 g64|{"linear:int4": {"groupsize": 64}}
-int4 g192|{"linear:int4": {"groupsize": 192}}
-int4 g576 (g0)|{"linear:int4": {"groupsize": 0}}
+int4 g128 (g96 on 576-wide rows)|{"linear:int4": {"groupsize": 128}}
+int4 g256 (g192 on 576-wide rows)|{"linear:int4": {"groupsize": 256}}
+int4 g0 (channelwise)|{"linear:int4": {"groupsize": 0}}
 a8w4dq g32|{"linear:a8w4dq": {"groupsize": 32}}
-a8w4dq g192|{"linear:a8w4dq": {"groupsize": 192}}
+a8w4dq g256 (g192 on 576-wide rows)|{"linear:a8w4dq": {"groupsize": 256}}
 a8wxdq 2-bit g32|{"linear:a8wxdq": {"bitwidth": 2, "groupsize": 32}}
 a8wxdq 2-bit g32 zeros|{"linear:a8wxdq": {"bitwidth": 2, "groupsize": 32, "has_weight_zeros": true}}
 a8wxdq 3-bit g32|{"linear:a8wxdq": {"bitwidth": 3, "groupsize": 32}}

@@ -18,3 +18,14 @@ template <typename... Args>
 }
 
 }  // namespace lowbit
+
+namespace lowbit {
+
+// A one-line notice on stderr (`lowbit: note: ...`) for a choice made on the user's behalf that changes what
+// they asked for slightly (e.g. a group size adjusted to a tensor's row length).
+template <typename... Args>
+void note(fmt::format_string<Args...> f, Args&&... args) {
+  fmt::print(stderr, "lowbit: note: {}\n", fmt::format(f, std::forward<Args>(args)...));
+}
+
+}  // namespace lowbit

@@ -1,5 +1,6 @@
 #include "model/weight_builder.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "io/dequantize.h"
@@ -118,18 +119,33 @@ Weight WeightBuilder::make_dense(const std::vector<const GgufTensor*>& parts, We
   return w;
 }
 
+size_t WeightBuilder::group_for_row(const QuantSpec& spec, size_t cols, const std::string& tensor) const {
+  if (spec.group_size == 0) return cols;
+  const size_t want = static_cast<size_t>(spec.group_size);
+  if (cols % want == 0) return want;
+  // torchao pads such rows (or skips the layer); we keep every row exact and use the largest group <= G that
+  // divides the row, preferring multiples of 32 (the code block the fast kernels step by).
+  size_t best = 0;
+  for (size_t g = std::min(want, cols); g >= 1 && best == 0; --g)
+    if (cols % g == 0 && g % kPackBlock == 0) best = g;
+  for (size_t g = std::min(want, cols); g >= 1 && best == 0; --g)
+    if (cols % g == 0) best = g;
+  const std::string key = fmt::format("{}/{}/{}", spec.scheme, want, cols);
+  if (adjusted_groups_.insert(key).second)
+    note("recipe: {} groupsize {} does not divide the row length {} (first: tensor {}); those rows use groupsize {}",
+         spec.scheme, want, cols, tensor, best);
+  return best;
+}
+
 Weight WeightBuilder::make_quantized(const std::vector<const GgufTensor*>& parts, const QuantSpec& spec,
                                      bool a8) const {
   PackedDesc d;
   d.bits = spec.bits;
   d.cols = parts[0]->ne[0];
   d.rows = total_rows(parts);
-  d.group_size = spec.group_size == 0 ? d.cols : static_cast<size_t>(spec.group_size);
+  d.group_size = group_for_row(spec, d.cols, part_names(parts));
   d.has_zeros = spec.has_zeros;
   d.act = a8 ? ActivationMode::DynamicInt8 : ActivationMode::WeightOnly;
-  if (d.cols % d.group_size != 0)
-    fail("recipe: {} groupsize {} does not divide the row length {} of tensor {}", spec.scheme, spec.group_size,
-         d.cols, part_names(parts));
   d.validate(part_names(parts));
   Weight w;
   allocate_packed(w, d);

@@ -2,6 +2,8 @@
 // map Q4_0/Q4_1/Q8_0 blocks in place of re-quantizing, or convert to dense f32/f16/bf16.
 #pragma once
 #include <optional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "lowbit/gguf.h"
@@ -27,10 +29,13 @@ class WeightBuilder {
   Weight make_dense(const std::vector<const GgufTensor*>& parts, WeightDtype dtype) const;
   Weight make_quantized(const std::vector<const GgufTensor*>& parts, const QuantSpec& spec, bool a8) const;
   Weight make_native(const std::vector<const GgufTensor*>& parts) const;
+  // The recipe's group size for rows of `cols` weights, or the nearest smaller one that divides them (noted).
+  size_t group_for_row(const QuantSpec& spec, size_t cols, const std::string& tensor) const;
 
   ThreadPool& pool_;
   std::optional<Recipe> recipe_;
   bool tied_;
+  mutable std::set<std::string> adjusted_groups_;  // substitutions already noted
 };
 
 }  // namespace lowbit
