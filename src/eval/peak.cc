@@ -1,0 +1,200 @@
+// Peak probes. Each runs kChains independent accumulators (latency × issue width of every core we target is
+// below 16) over register-resident operands, so nothing but the multiply-add units limits it. Per-ISA
+// functions are compiled with target attributes and picked by a run-time CPU check.
+#include "eval/peak.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+namespace lowbit {
+
+namespace {
+
+constexpr int kChains = 12;
+constexpr int64_t kInner = 4096;  // iterations between clock reads
+
+// Each probe runs `iters` iterations of kChains instructions and returns a value depending on all results.
+using Probe = float (*)(int64_t iters);
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) float int8_vnni512(int64_t iters) {
+  __m512i acc[kChains];
+  const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+  for (auto& x : acc) x = _mm512_setzero_si512();
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = _mm512_dpbusd_epi32(x, a, b);
+  __m512i s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = _mm512_add_epi32(s, acc[c]);
+  return static_cast<float>(_mm512_reduce_add_epi32(s));
+}
+__attribute__((target("avx2,fma"))) float int8_avx2(int64_t iters) {
+  __m256i acc[kChains];
+  const __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
+  for (auto& x : acc) x = _mm256_setzero_si256();
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = _mm256_add_epi32(x, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
+  __m256i s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = _mm256_add_epi32(s, acc[c]);
+  return static_cast<float>(_mm256_extract_epi32(s, 0));
+}
+__attribute__((target("avx512f,avx512bf16"))) float bf16_avx512(int64_t iters) {
+  __m512 acc[kChains];
+  const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3c00);
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = _mm512_dpbf16_ps(x, a, b);
+  __m512 s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = _mm512_add_ps(s, acc[c]);
+  return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx512f"))) float fp32_avx512(int64_t iters) {
+  __m512 acc[kChains];
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-6f);
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = _mm512_fmadd_ps(x, a, b);
+  __m512 s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = _mm512_add_ps(s, acc[c]);
+  return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"))) float fp32_avx2(int64_t iters) {
+  __m256 acc[kChains];
+  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-6f);
+  for (auto& x : acc) x = _mm256_setzero_ps();
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = _mm256_fmadd_ps(x, a, b);
+  __m256 s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = _mm256_add_ps(s, acc[c]);
+  float o[8];
+  _mm256_storeu_ps(o, s);
+  return o[0];
+}
+#elif defined(__aarch64__)
+#if defined(__ARM_FEATURE_DOTPROD)
+float int8_sdot(int64_t iters) {
+  int32x4_t acc[kChains];
+  const int8x16_t a = vdupq_n_s8(3), b = vdupq_n_s8(-2);
+  for (auto& x : acc) x = vdupq_n_s32(0);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = vdotq_s32(x, a, b);
+  int32x4_t s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = vaddq_s32(s, acc[c]);
+  return static_cast<float>(vaddvq_s32(s));
+}
+#endif
+float int8_neon(int64_t iters) {  // without dotprod: smull + sadalp, 8 multiply-adds per 2 instructions
+  int32x4_t acc[kChains];
+  const int8x8_t a = vdup_n_s8(3), b = vdup_n_s8(-2);
+  for (auto& x : acc) x = vdupq_n_s32(0);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = vpadalq_s16(x, vmull_s8(a, b));
+  int32x4_t s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = vaddq_s32(s, acc[c]);
+  return static_cast<float>(vaddvq_s32(s));
+}
+float fp32_neon(int64_t iters) {
+  float32x4_t acc[kChains];
+  const float32x4_t a = vdupq_n_f32(0.999f), b = vdupq_n_f32(1e-6f);
+  for (auto& x : acc) x = vdupq_n_f32(0.0f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = vfmaq_f32(b, x, a);
+  float32x4_t s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = vaddq_f32(s, acc[c]);
+  return vaddvq_f32(s);
+}
+#endif
+
+float fp32_scalar(int64_t iters) {
+  float acc[kChains] = {};
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = x * 0.999f + 1e-6f;
+  float s = 0;
+  for (float x : acc) s += x;
+  return s;
+}
+
+struct Choice {
+  Probe probe = nullptr;
+  double ops_per_iter = 0;  // per thread, per iteration of the chain loop
+  const char* kernel = "";
+};
+
+Choice int8_choice() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
+    return {int8_vnni512, kChains * 64.0 * 2, "vpdpbusd zmm"};
+  if (__builtin_cpu_supports("avx2")) return {int8_avx2, kChains * 32.0 * 2, "vpmaddubsw+vpmaddwd ymm"};
+#elif defined(__aarch64__)
+#if defined(__ARM_FEATURE_DOTPROD)
+  return {int8_sdot, kChains * 16.0 * 2, "sdot v.4s"};
+#else
+  return {int8_neon, kChains * 8.0 * 2, "smull+sadalp"};
+#endif
+#endif
+  return {};
+}
+
+Choice bf16_choice() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512bf16")) return {bf16_avx512, kChains * 32.0 * 2, "vdpbf16ps zmm"};
+#endif
+  return {};
+}
+
+Choice fp32_choice() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) return {fp32_avx512, kChains * 16.0 * 2, "vfmadd zmm"};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return {fp32_avx2, kChains * 8.0 * 2, "vfmadd ymm"};
+#elif defined(__aarch64__)
+  return {fp32_neon, kChains * 4.0 * 2, "fmla v.4s"};
+#endif
+  return {fp32_scalar, kChains * 2.0, "scalar fma"};
+}
+
+ComputePeak measure(ThreadPool& pool, const Choice& c, double seconds) {
+  if (!c.probe) return {};
+  // Calibrate the iteration count on one thread, then run it on all threads at once.
+  using clock = std::chrono::steady_clock;
+  int64_t iters = kInner;
+  for (;;) {
+    const auto t0 = clock::now();
+    volatile float sink = c.probe(iters);
+    (void)sink;
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    if (dt > seconds / 4 || iters > (int64_t{1} << 40)) {
+      iters = static_cast<int64_t>(static_cast<double>(iters) * seconds / std::max(dt, 1e-6));
+      break;
+    }
+    iters *= 4;
+  }
+  iters = std::max<int64_t>(iters, kInner);
+  double best = 0;
+  std::vector<float> sinks(pool.size());
+  for (int pass = 0; pass < 3; ++pass) {
+    const auto t0 = clock::now();
+    pool.run([&](int t, int) { sinks[t] = c.probe(iters); });
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    best = std::max(best, c.ops_per_iter * static_cast<double>(iters) * pool.size() / dt / 1e9);
+  }
+  volatile float sink = 0;
+  for (float s : sinks) sink = sink + s;
+  return {best, c.kernel};
+}
+
+}  // namespace
+
+ComputePeaks measure_compute_peaks(ThreadPool& pool, double seconds) {
+  return {measure(pool, int8_choice(), seconds), measure(pool, bf16_choice(), seconds),
+          measure(pool, fp32_choice(), seconds)};
+}
+
+}  // namespace lowbit
