@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Speed on a model big enough to be memory-bound (issue: fast kernels): lowbit against llama.cpp and, if given,
+# ik_llama.cpp, on the very same GGUF files, all in one run, 2 threads by default.
+#
+#   bench/speed_table.sh LLAMA_CPP_BIN [--ik IK_LLAMA_BIN] [--ik-args "ARGS"] [--preset NAME] [--work DIR]
+#                        [--threads N] [--lowbit BIN] [--types "Q4_0 Q8_0 Q2_K Q3_K_S F16"]
+#
+# LLAMA_CPP_BIN / IK_LLAMA_BIN: folders holding llama-bench and llama-quantize (docs/benchmarks.md says how to
+# build them beside this project). --ik-args are extra llama-bench arguments for ik_llama.cpp (e.g. "-rtr 1"
+# for its run-time repacking).
+# Steps:
+#   1. `lowbit synth --preset NAME --type f16` (default tinyllama-1.1b, the llama-spm vocabulary): random weights
+#      of the real dimensions, as GGUF, in WORK;
+#   2. llama.cpp's llama-quantize makes Q4_0 and Q8_0 with --pure (every tensor in that type, so lowbit runs the
+#      identical file natively) and Q2_K / Q3_K_S with llama.cpp's default mixtures;
+#   3. llama-bench (prefill of 128 tokens, decode of 64) for each file with each anchor; `lowbit bench` on the
+#      Q4_0/Q8_0 files natively, on the F16 file with --dtype f16, and on the F16 file with the recipe of the
+#      same bits (a8w4dq g32 ≈ Q4_0, a8wxdq 8-bit g32 ≈ Q8_0, a8wxdq 2/3-bit g32 with zeros beside Q2_K/Q3_K_S);
+#   4. one table: tokens/s, lowbit's % of the bandwidth limit (decode) and of the multiply-add peak (prefill),
+#      and lowbit's ratio to each anchor on the same file or bit width.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+[ $# -ge 1 ] || { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+LLAMA="$1"; shift
+IK="" IK_ARGS="" PRESET="tinyllama-1.1b" WORK="${LOWBIT_CACHE:-$HOME/.cache/lowbit}/synth" THREADS=2
+LOWBIT="$here/build/lowbit" TYPES="Q4_0 Q8_0 Q2_K Q3_K_S F16"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --ik) IK="$2"; shift 2 ;;
+    --ik-args) IK_ARGS="$2"; shift 2 ;;
+    --preset) PRESET="$2"; shift 2 ;;
+    --work) WORK="$2"; shift 2 ;;
+    --threads) THREADS="$2"; shift 2 ;;
+    --lowbit) LOWBIT="$2"; shift 2 ;;
+    --types) TYPES="$2"; shift 2 ;;
+    *) echo "speed_table.sh: error: unknown option '$1'" >&2; exit 2 ;;
+  esac
+done
+for d in "$LLAMA" ${IK:+"$IK"}; do
+  for b in llama-bench llama-quantize; do
+    [ -x "$d/$b" ] || { echo "speed_table.sh: error: $d/$b not found (give the folder of the built binaries)" >&2; exit 2; }
+  done
+done
+[ -x "$LOWBIT" ] || { echo "speed_table.sh: error: $LOWBIT not found (build lowbit first)" >&2; exit 2; }
+mkdir -p "$WORK"
+RAW="$WORK/speed_table.$PRESET.jsonl"
+: >"$RAW"
+log() { printf '%s\n' "$*" >&2; }
+
+F16="$WORK/$PRESET.F16.gguf"
+vocab=()
+case "$PRESET" in tinyllama-1.1b|llama-2-7b) vocab=(--vocab "$here/../shared/tokenizers/ggml-vocab-llama-spm.gguf") ;; esac
+[ -s "$F16" ] || { log "synth $PRESET..."; "$LOWBIT" synth --preset "$PRESET" "${vocab[@]}" --type f16 -o "$F16" >&2; }
+file_of() { [ "$1" = F16 ] && echo "$F16" || echo "$WORK/$PRESET.$1.gguf"; }
+for t in $TYPES; do
+  f="$(file_of "$t")"
+  [ "$t" = F16 ] || [ -s "$f" ] || {
+    pure=(); case "$t" in Q4_0|Q8_0) pure=(--pure) ;; esac
+    log "llama-quantize $t..."
+    "$LLAMA/llama-quantize" "${pure[@]}" "$F16" "$f.tmp" "$t" >/dev/null 2>&1 && mv "$f.tmp" "$f"
+  }
+done
+
+# One JSON line per measurement: {"type", "runtime", "how", "pp", "tg", "pct_bw", "pct_peak"}.
+anchor() {  # name, bin dir, extra args, type
+  local name="$1" dir="$2" extra="$3" t="$4"
+  log "$name llama-bench $t..."
+  # shellcheck disable=SC2086
+  "$dir/llama-bench" -m "$(file_of "$t")" -t "$THREADS" -p 128 -n 64 $extra -o json 2>/dev/null |
+    python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+pp = next(r["avg_ts"] for r in rows if r["n_prompt"]); tg = next(r["avg_ts"] for r in rows if r["n_gen"])
+print(json.dumps({"type": sys.argv[1], "runtime": sys.argv[2], "how": "file", "pp": pp, "tg": tg}))' "$t" "$name" >>"$RAW"
+}
+ours() {  # type label, how, then lowbit args
+  local t="$1" how="$2"; shift 2
+  log "lowbit $t ($how)..."
+  "$LOWBIT" bench "$@" -t "$THREADS" -p 128 -n 64 -r 3 --json 2>/dev/null |
+    python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print(json.dumps({"type": sys.argv[1], "runtime": "lowbit", "how": sys.argv[2], "pp": j["prefill_tok_s"],
+                  "tg": j["decode_tok_s"], "pct_bw": j.get("decode_pct_of_limit", 0),
+                  "pct_peak": j.get("prefill_pct_of_peak", 0), "peak_kind": j.get("peak_kind", ""),
+                  "bw": j.get("read_bandwidth_gb_s", 0), "bpw": j["bits_per_weight"]}))' "$t" "$how" >>"$RAW"
+}
+recipe_for() {
+  case "$1" in
+    Q4_0) echo '{"linear:a8w4dq": {"groupsize": 32}, "embedding": {"bitwidth": 4, "groupsize": 32}, "output": {"scheme": "linear:a8w4dq", "groupsize": 32}}' ;;
+    Q8_0) echo '{"linear:a8wxdq": {"bitwidth": 8, "groupsize": 32}, "embedding": {"bitwidth": 8, "groupsize": 32}, "output": {"scheme": "linear:a8wxdq", "bitwidth": 8, "groupsize": 32}}' ;;
+    Q2_K) echo '{"linear:a8wxdq": {"bitwidth": 2, "groupsize": 32, "has_weight_zeros": true}, "embedding:wx": {"bitwidth": 4, "groupsize": 32}, "output": {"scheme": "linear:a8wxdq", "bitwidth": 6, "groupsize": 32}}' ;;
+    Q3_K_S) echo '{"linear:a8wxdq": {"bitwidth": 3, "groupsize": 32, "has_weight_zeros": true}, "embedding:wx": {"bitwidth": 4, "groupsize": 32}, "output": {"scheme": "linear:a8wxdq", "bitwidth": 6, "groupsize": 32}}' ;;
+  esac
+}
+for t in $TYPES; do
+  anchor llama.cpp "$LLAMA" "" "$t"
+  [ -z "$IK" ] || anchor ik_llama.cpp "$IK" "$IK_ARGS" "$t"
+  case "$t" in
+    F16) ours "$t" "--dtype f16" -m "$F16" --dtype f16 ;;
+    Q4_0|Q8_0)
+      ours "$t" "same file, native" -m "$(file_of "$t")"
+      ours "$t" "recipe from F16" -m "$F16" -q "$(recipe_for "$t")" ;;
+    *) ours "$t" "recipe from F16" -m "$F16" -q "$(recipe_for "$t")" ;;
+  esac
+done
+
+python3 - "$RAW" "$PRESET" "$THREADS" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"# Speed — {sys.argv[2]} (random weights, real dimensions), {sys.argv[3]} threads, prefill 128 / decode 64")
+bw = next((r["bw"] for r in rows if r.get("bw")), 0)
+print(f"\nread bandwidth measured by lowbit in this run: {bw:.1f} GB/s\n")
+print("| type | runtime | how | prefill tok/s | decode tok/s | lowbit decode % of BW limit | lowbit prefill % of peak "
+      "| decode vs llama.cpp | decode vs ik | prefill vs llama.cpp | prefill vs ik |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    same = {x["runtime"]: x for x in rows if x["type"] == r["type"] and x["runtime"] != "lowbit"}
+    cells = [r["type"], r["runtime"], r["how"], f"{r['pp']:.1f}", f"{r['tg']:.2f}"]
+    if r["runtime"] == "lowbit":
+        cells += [f"{r['pct_bw']:.0f}%", f"{r['pct_peak']:.0f}% ({r['peak_kind']})"]
+        for key in ("tg", "pp"):
+            for a in ("llama.cpp", "ik_llama.cpp"):
+                cells.append(f"{r[key] / same[a][key]:.2f}x" if a in same else "-")
+    else:
+        cells += ["", "", "", "", "", ""]
+    print("| " + " | ".join(cells) + " |")
+PY
