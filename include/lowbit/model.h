@@ -88,6 +88,8 @@ class Model {
   // vocab × dim; the token embedding itself when the model ties them (no copy).
   const Weight& output() const { return output_shares_embedding_ ? token_embd_ : output_; }
   const std::string& recipe_json() const { return recipe_json_; }
+  // The source's GGUF metadata (hyper-parameters, tokenizer, general.*), in file order.
+  const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
   // Writes the model as a single-file .lbt bundle (weights in their runtime layout, tokenizer, config, recipe).
   void save_bundle(const std::string& path) const;
 

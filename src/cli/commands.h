@@ -12,5 +12,6 @@ void add_inspect(CLI::App& app);
 void add_logits(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_synth(CLI::App& app);
+void add_convert(CLI::App& app);
 
 }  // namespace lowbit::cli

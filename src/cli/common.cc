@@ -61,4 +61,13 @@ std::string format_bytes(double b) {
   return fmt::format("{:.1f} {}", b, units[u]);
 }
 
+GgmlType parse_write_type(const std::string& s) {
+  if (s == "f32") return GgmlType::F32;
+  if (s == "f16") return GgmlType::F16;
+  if (s == "bf16") return GgmlType::BF16;
+  if (s == "q8_0") return GgmlType::Q8_0;
+  if (s == "q4_0") return GgmlType::Q4_0;
+  fail("--type '{}' is not one of f32, f16, bf16, q8_0, q4_0", s);
+}
+
 }  // namespace lowbit::cli

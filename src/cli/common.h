@@ -22,6 +22,8 @@ struct ModelOptions {
 };
 
 std::string read_text_file(const std::string& path);
+// --type for the GGUF writers (synth, convert): f32, f16, bf16, q8_0, q4_0.
+GgmlType parse_write_type(const std::string& s);
 // Human-readable byte count, e.g. "93.8 MiB".
 std::string format_bytes(double bytes);
 
