@@ -13,5 +13,6 @@ void add_logits(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_convert(CLI::App& app);
+void add_tune(CLI::App& app);
 
 }  // namespace lowbit::cli

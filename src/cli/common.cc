@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "kernels/tuning.h"
 #include "lowbit/error.h"
 #include "quant/recipe.h"
 #include "lowbit/mapped_file.h"
@@ -16,6 +17,7 @@ void ModelOptions::add(CLI::App& cmd, size_t default_ctx) {
   cmd.add_option("-q,--quantize", quantize, "Quantize in memory with a JSON recipe (string or file), as torchchat");
   cmd.add_option("-t,--threads", threads, "Threads (default: physical cores)")->check(CLI::NonNegativeNumber);
   cmd.add_option("-c,--ctx", ctx, "Context length (tokens)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_option("--tune-profile", tune_profile, "Kernel parameters saved by `lowbit tune` (default: its cache file)");
 }
 
 std::optional<Recipe> ModelOptions::recipe() const {
@@ -36,6 +38,7 @@ std::optional<Recipe> ModelOptions::recipe() const {
 }
 
 std::shared_ptr<Model> ModelOptions::load() const {
+  kernels::init_kernel_tuning(tune_profile);
   LoadOptions o;
   o.recipe = recipe();
   o.threads = threads;

@@ -14,6 +14,7 @@ struct ModelOptions {
   std::string quantize;  // a torchchat-style JSON recipe, or a file holding one
   int threads = 0;
   size_t ctx = 0;  // 0 = the command's default
+  std::string tune_profile;  // empty: ~/.cache/lowbit/tune.json if present, else the predicted parameters
 
   void add(CLI::App& cmd, size_t default_ctx);
   std::shared_ptr<Model> load() const;

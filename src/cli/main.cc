@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_quantize(app);
   lowbit::cli::add_synth(app);
   lowbit::cli::add_convert(app);
+  lowbit::cli::add_tune(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

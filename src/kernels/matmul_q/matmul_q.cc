@@ -7,7 +7,7 @@
 //   s repeated per int32 lane ("s8x") for the dot kernels, Σ_{b∈g} s_b·Σxq_b per group for the m term).
 //   - AVX-512 (matmul_q_avx512-inl.h, compiled twice: plain AVX3 with vpmaddubsw + vpmaddwd, and with
 //     VNNI + VBMI + GFNI when the CPU has them: vpdpbusd, and a vpermb + gf2p8affineqb bit-plane decode):
-//     * Dot form (n_tokens < kA8OuterMinTokens, i.e. decode): a pair of blocks (64 codes) per zmm, decoded in
+//     * Dot form (n_tokens < a8_outer_min_tokens (tuning.h), i.e. decode): a pair of blocks (64 codes) per zmm, decoded in
 //       registers from the packed bytes (4-bit: nibbles in "nibble order", the activations permuted to
 //       match); 4 rows × 1 token (2 × 2, 1 × 4) per tile share the activation loads; int32 lanes -> fp32 per
 //       pair (the activation scale changes every block), d applied per group or folded into the scale.
@@ -38,6 +38,7 @@
 
 #include "kernels/half.h"
 #include "kernels/matmul_q/matmul_q.h"
+#include "kernels/tuning.h"
 #include "lowbit/error.h"
 
 #ifndef LOWBIT_KERNELS_MATMUL_Q_SHARED_
@@ -107,10 +108,8 @@ constexpr size_t kOuterR = kNumRegs >= 32 ? 8 : 4;
 constexpr size_t kOuterV = 3;
 constexpr size_t kWOOuterMinTokens = 8;
 constexpr size_t kPanelBlockBytes = 512 * 1024;
-// a8 outer-product form (AVX-512 only) from this many tokens on.
-[[maybe_unused]] constexpr size_t kA8OuterMinTokens = 6;
-// Rows per parallel_for grain in the dot forms.
-constexpr size_t kDotGrain = 16;
+// The a8 outer-product threshold, the prefill token block and the rows per task of the dot forms are run-time
+// parameters (kernels/tuning.h: predicted from the caches, or measured by `lowbit tune`).
 
 // A buffer per thread and use that only grows (allocating afresh per call costs page faults).
 template <typename T>
@@ -698,6 +697,8 @@ const char* TargetNameImpl() {
 
 void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_tokens, float* y) {
   const PackedDesc& desc = W.desc;
+  const KernelTuning& tuning = kernel_tuning();
+  const size_t kDotGrain = tuning.dot_grain;
   A8Acts a;
   a.n_tokens = n_tokens;
   a.nb = desc.n_blocks();
@@ -717,7 +718,7 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
   const size_t cols = desc.cols, gs = desc.group_size;
   const bool fast_groups = gs % kPackBlock == 0;
 #if HWY_TARGET == HWY_AVX3
-  a.nibble_order = fast_groups && desc.bits == 4 && n_tokens < kA8OuterMinTokens;
+  a.nibble_order = fast_groups && desc.bits == 4 && n_tokens < tuning.a8_outer_min_tokens;
 #endif
   // (Quantizing is ~1/rows of the matmul's work: only worth a pool dispatch for many tokens.)
   if (n_tokens * cols < (size_t{1} << 16)) {
@@ -728,13 +729,25 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
 #if HWY_TARGET == HWY_AVX3
   if (fast_groups) {
     const bool vnni = UseVnni();
-    if (n_tokens >= kA8OuterMinTokens) {
-      pool.parallel_for(desc.rows, avx512_plain::kPanelRows, [&](size_t r0, size_t r1) HWY_ATTR {
-        if (vnni)
-          avx512_vnni::A8OuterRange(W, a, r0, r1, y);
-        else
-          avx512_plain::A8OuterRange(W, a, r0, r1, y);
-      });
+    if (n_tokens >= tuning.a8_outer_min_tokens) {
+      // Token blocks: a sub-view of the activations and outputs of tokens [t0, t0 + nt).
+      const size_t tb = tuning.prefill_token_block == 0 ? n_tokens : tuning.prefill_token_block;
+      for (size_t t0 = 0; t0 < n_tokens; t0 += tb) {
+        A8Acts b = a;
+        b.n_tokens = std::min(tb, n_tokens - t0);
+        b.xq += t0 * a.nbp * kPackBlock;
+        b.s += t0 * a.nbp;
+        b.isum += t0 * a.nbp;
+        b.s8x += t0 * a.nbp * 8;
+        b.gsum += t0 * a.ng;
+        float* yb = y + t0 * desc.rows;
+        pool.parallel_for(desc.rows, avx512_plain::kPanelRows, [&](size_t r0, size_t r1) HWY_ATTR {
+          if (vnni)
+            avx512_vnni::A8OuterRange(W, b, r0, r1, yb);
+          else
+            avx512_plain::A8OuterRange(W, b, r0, r1, yb);
+        });
+      }
     } else {
       pool.parallel_for(desc.rows, kDotGrain, [&](size_t r0, size_t r1) HWY_ATTR {
         if (vnni)
@@ -769,6 +782,7 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
 
 void MatmulWO(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_tokens, float* y) {
   const PackedDesc& desc = W.desc;
+  const size_t kDotGrain = kernel_tuning().dot_grain;
   UnpackFn unpack = &UnpackRowGeneric;
 #if HWY_TARGET == HWY_AVX3
   unpack = UseVnni() ? &avx512_vnni::UnpackRow : &avx512_plain::UnpackRow;

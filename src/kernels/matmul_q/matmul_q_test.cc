@@ -15,6 +15,7 @@
 #include "io/ggml_quants.h"
 #include "kernels/half.h"
 #include "kernels/matmul_q/matmul_q.h"
+#include "kernels/tuning.h"
 #include "lowbit/error.h"
 #include "quant/packed.h"
 #include "quant/rtn.h"
@@ -570,6 +571,33 @@ TEST(MatmulQ, LargerShapes) {
       check_matmul_q(pool1, pool2, d, 130, seed++);
       check_matmul_q(pool1, pool2, d, 1, seed++);
     }
+}
+
+// Every run-time kernel parameter (kernels/tuning.h) gives the reference's result: token blocks that split the
+// tokens unevenly, the dot/outer threshold on both sides, coarse and fine row grains.
+TEST(MatmulQ, TuningParametersKeepResults) {
+  ThreadPool pool1(1), pool2(2);
+  const kernels::KernelTuning saved = kernels::kernel_tuning();
+  uint32_t seed = 7000;
+  for (size_t block : {size_t{0}, size_t{4}, size_t{7}, size_t{16}})
+    for (size_t min_tokens : {size_t{2}, size_t{9}})
+      for (size_t grain : {size_t{1}, size_t{64}}) {
+        kernels::set_kernel_tuning({min_tokens, block, grain});
+        for (bool zeros : {false, true}) {
+          PackedDesc d;
+          d.bits = zeros ? 3 : 4;
+          d.group_size = 64;
+          d.has_zeros = zeros;
+          d.act = ActivationMode::DynamicInt8;
+          d.rows = 70;
+          d.cols = 192;
+          check_matmul_q(pool1, pool2, d, 19, seed++);
+          check_matmul_q(pool1, pool2, d, 5, seed++);
+          d.act = ActivationMode::WeightOnly;
+          check_matmul_q(pool1, pool2, d, 3, seed++);
+        }
+      }
+  kernels::set_kernel_tuning(saved);
 }
 
 // Real quantized weights (from ggml blocks) times realistic activations: the a8 result is close to the
