@@ -22,17 +22,6 @@ struct RowSource {
   std::function<void(size_t row0, size_t n, float* out)> rows;
 };
 
-uint32_t llama_ftype(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32: return 0;
-    case GgmlType::F16: return 1;
-    case GgmlType::Q4_0: return 2;
-    case GgmlType::Q8_0: return 7;
-    case GgmlType::BF16: return 32;
-    default: fail("convert: type {} is not one of f32, f16, bf16, q8_0, q4_0", ggml_type_name(t));
-  }
-}
-
 bool is_bundle(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return false;  // GgufFile reports the error with its own message
@@ -88,7 +77,7 @@ bool skip_key(const std::string& k) {
 }  // namespace
 
 uint64_t convert_to_gguf(const std::string& in, const std::string& out, GgmlType type, ThreadPool& pool) {
-  const uint32_t ftype = llama_ftype(type);
+  const uint32_t ftype = llama_ftype_for_writing(type);
   GgufWriter w(out);
   std::unique_ptr<GgufFile> gguf;
   std::shared_ptr<Model> model;

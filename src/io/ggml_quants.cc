@@ -189,4 +189,15 @@ std::vector<uint8_t> quantize_ggml(GgmlType type, const float* x, int64_t n) {
   return out;
 }
 
+uint32_t llama_ftype_for_writing(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32: return 0;
+    case GgmlType::F16: return 1;
+    case GgmlType::Q4_0: return 2;
+    case GgmlType::Q8_0: return 7;
+    case GgmlType::BF16: return 32;
+    default: fail("weight type {} cannot be written (supported: f32, f16, bf16, q8_0, q4_0)", ggml_type_name(type));
+  }
+}
+
 }  // namespace lowbit

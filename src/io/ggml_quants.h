@@ -40,4 +40,8 @@ void quantize_ggml(GgmlType type, const float* x, void* y, int64_t n);
 void dequantize_ggml(GgmlType type, const void* x, float* y, int64_t n);
 std::vector<uint8_t> quantize_ggml(GgmlType type, const float* x, int64_t n);
 
+// llama.cpp's general.file_type ("mostly <type>") for the weight types lowbit's GGUF writers (synth, convert)
+// produce: F32, F16, BF16, Q8_0, Q4_0; any other type is an Error listing those.
+uint32_t llama_ftype_for_writing(GgmlType type);
+
 }  // namespace lowbit

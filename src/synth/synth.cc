@@ -72,17 +72,6 @@ std::vector<TensorPlan> plan_tensors(const SynthPreset& p, size_t vocab, GgmlTyp
   return t;
 }
 
-uint32_t llama_ftype(GgmlType t) {  // llama.cpp's llama_ftype for "mostly <t>"
-  switch (t) {
-    case GgmlType::F32: return 0;
-    case GgmlType::F16: return 1;
-    case GgmlType::Q4_0: return 2;
-    case GgmlType::Q8_0: return 7;
-    case GgmlType::BF16: return 32;
-    default: fail("synth: --type {} is not one of f32, f16, bf16, q8_0, q4_0", ggml_type_name(t));
-  }
-}
-
 // tokenizer.* keys: copied from a vocab GGUF and padded, or a byte-fallback SentencePiece vocabulary.
 void add_vocab(GgufWriter& w, const SynthOptions& o) {
   const size_t vocab = o.preset.vocab_size;
@@ -151,7 +140,7 @@ void synth_row(uint64_t seed, const std::string& name, uint64_t row, float* out,
 
 uint64_t write_synthetic_llama(const std::string& path, const SynthOptions& o, ThreadPool& pool) {
   const SynthPreset& p = o.preset;
-  const uint32_t ftype = llama_ftype(o.type);
+  const uint32_t ftype = llama_ftype_for_writing(o.type);
   GgufWriter w(path);
   w.add_string("general.architecture", "llama");
   w.add_string("general.type", "model");
