@@ -26,6 +26,7 @@ struct BenchArgs {
   int n_prompt = 128;
   int n_gen = 64;
   int repeats = 3;
+  int depth = 0;  // decode is timed with this many more tokens already in the KV cache
 };
 
 double median(std::vector<double> v) {
@@ -102,12 +103,13 @@ void run_model_bench(const BenchArgs& a) {
   if (a.model.model.empty()) fail("bench needs -m MODEL (or --membw)");
   auto model = a.model.load();
   SessionOptions so = a.model.session();
-  so.n_ctx = std::max<size_t>(so.n_ctx, a.n_prompt + a.n_gen + 1);
+  so.n_ctx = std::max<size_t>(so.n_ctx, a.n_prompt + a.depth + a.n_gen + 1);
   Session session(model, so);
   const size_t V = model->config().vocab_size;
   std::mt19937 rng(1234);
-  std::vector<int32_t> prompt(a.n_prompt);
+  std::vector<int32_t> prompt(a.n_prompt), filler(a.depth);
   for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);
+  for (auto& t : filler) t = static_cast<int32_t>(rng() % V);
 
   using clock = std::chrono::steady_clock;
   std::vector<double> pp, tg;
@@ -118,6 +120,7 @@ void run_model_bench(const BenchArgs& a) {
     const float* logits = session.prefill(prompt);
     auto t1 = clock::now();
     pp.push_back(a.n_prompt / std::chrono::duration<double>(t1 - t0).count());
+    if (a.depth > 0) logits = session.prefill(filler);  // (not timed) the context decode runs at
     int32_t next = argmax(logits, V);
     auto t2 = clock::now();
     for (int i = 0; i < a.n_gen; ++i) next = argmax(session.decode(next), V);
@@ -148,6 +151,7 @@ void run_model_bench(const BenchArgs& a) {
                      {"threads", session.pool().size()},
                      {"n_prompt", a.n_prompt},
                      {"n_gen", a.n_gen},
+                     {"depth", a.depth},
                      {"prefill_tok_s", prefill},
                      {"decode_tok_s", decode},
                      {"file_bytes", model->file_bytes()},
@@ -199,6 +203,9 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens for prefill")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("-n,--n-gen", a->n_gen, "Tokens to decode")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("-d,--depth", a->depth, "Decode with this many more tokens already in the context (e.g. 2048)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repeats", a->repeats, "Runs (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->callback([a] {
     if (a->membw && a->peak) fail("--membw and --peak are separate measurements; give one");
