@@ -4,13 +4,17 @@
 # the same weights (its F32 conversion), all in one run.
 #
 #   bench/quant_table.sh LLAMA_CPP_BIN [--model GGUF] [--chunks N] [--lowbit BIN] [--work DIR] [--threads N]
+#                        [--skip-ppl | --skip-speed]
 #
 # --chunks limits perplexity to the first N windows of 512 tokens (default 40; 0 = all 603) for both runtimes.
+# --skip-ppl / --skip-speed leave those columns empty (e.g. perplexity while the machine is busy, speed on a
+# quiet machine).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -ge 1 ] || { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 LLAMA="$1"; shift
 MODEL="" CHUNKS=40 LOWBIT="$here/build/lowbit" WORK="${LOWBIT_CACHE:-$HOME/.cache/lowbit}/compare" THREADS=2
+DO_PPL=1 DO_SPEED=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) MODEL="$2"; shift 2 ;;
@@ -18,6 +22,8 @@ while [ $# -gt 0 ]; do
     --lowbit) LOWBIT="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
+    --skip-ppl) DO_PPL=0; shift ;;
+    --skip-speed) DO_SPEED=0; shift ;;
     *) echo "quant_table.sh: error: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -31,8 +37,8 @@ base="$WORK/$(basename "${MODEL%.gguf}")"
 [ -s "$base.F32.gguf" ] || "$LLAMA/llama-quantize" --allow-requantize "$MODEL" "$base.F32.gguf" F32 >/dev/null 2>&1
 chunk_args=(); [ "$CHUNKS" -gt 0 ] && chunk_args=(--chunks "$CHUNKS")
 
-ppl_lowbit() { "$LOWBIT" perplexity -m "$1" --ctx 512 -t "$THREADS" "${chunk_args[@]}" -f "$TEXT" "${@:2}" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\).*/\1/p'; }
-ppl_llama() { "$LLAMA/llama-perplexity" -m "$1" -f "$TEXT" -c 512 -t "$THREADS" "${chunk_args[@]}" 2>&1 | sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p'; }
+ppl_lowbit() { [ "$DO_PPL" = 1 ] || { echo 0; return; }; "$LOWBIT" perplexity -m "$1" --ctx 512 -t "$THREADS" "${chunk_args[@]}" -f "$TEXT" "${@:2}" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\).*/\1/p'; }
+ppl_llama() { [ "$DO_PPL" = 1 ] || { echo 0; return; }; "$LLAMA/llama-perplexity" -m "$1" -f "$TEXT" -c 512 -t "$THREADS" "${chunk_args[@]}" 2>&1 | sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p'; }
 
 echo "# Quantization table — $(date -u +%F) — $(basename "$MODEL"), $THREADS threads, perplexity over ${CHUNKS/#0/all} windows of 512"
 echo
@@ -44,12 +50,17 @@ row_lowbit() {  # name, then lowbit model args
   local ppl j
   ppl="$(ppl_lowbit "$@")"
   [ -n "$fp32_ppl" ] || fp32_ppl="$ppl"
-  j="$("$LOWBIT" bench -m "$@" -t "$THREADS" -p 128 -n 64 -r 3 --json 2>/dev/null)"
-  python3 - "$name" "$ppl" "$fp32_ppl" "$j" <<'PY'
+  if [ "$DO_SPEED" = 1 ]; then
+    j="$("$LOWBIT" bench -m "$@" -t "$THREADS" -p 128 -n 64 -r 3 --json 2>/dev/null)"
+  else
+    j="$("$LOWBIT" bench -m "$@" -t "$THREADS" -p 1 -n 1 -r 1 --no-limits --json 2>/dev/null)"
+  fi
+  python3 - "$name" "$ppl" "$fp32_ppl" "$j" "$DO_SPEED" <<'PY'
 import json, sys
-name, ppl, base, j = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4])
-print(f"| lowbit | {name} | {j['weight_bytes']/2**20:.1f} MiB | {j['bits_per_weight']:.2f} | {ppl:.4f} | "
-      f"{100*(ppl-base)/base:+.2f}% | {j['prefill_tok_s']:.1f} | {j['decode_tok_s']:.1f} |")
+name, ppl, base, j, speed = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5] == "1"
+p = f"{ppl:.4f} | {100*(ppl-base)/base:+.2f}%" if base else "- | -"
+s = f"{j['prefill_tok_s']:.1f} | {j['decode_tok_s']:.1f}" if speed else "- | -"
+print(f"| lowbit | {name} | {j['weight_bytes']/2**20:.1f} MiB | {j['bits_per_weight']:.2f} | {p} | {s} |")
 PY
 }
 row_lowbit "fp32 (baseline)" "$MODEL" --dtype f32
@@ -87,12 +98,15 @@ for q in Q8_0 Q4_0 Q4_1; do
   f="$base.$q.gguf"
   [ -s "$f" ] || "$LLAMA/llama-quantize" --allow-requantize "$base.F32.gguf" "$f" "$q" >/dev/null 2>&1
   ppl="$(ppl_llama "$f")"
-  "$LLAMA/llama-bench" -m "$f" -t "$THREADS" -p 128 -n 64 -o json 2>/dev/null |
+  reps=5; [ "$DO_SPEED" = 1 ] || reps=1
+  "$LLAMA/llama-bench" -m "$f" -t "$THREADS" -p 128 -n 64 -r "$reps" -o json 2>/dev/null |
     python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
 pp = next(r["avg_ts"] for r in rows if r["n_prompt"]); tg = next(r["avg_ts"] for r in rows if r["n_gen"])
 size, params = rows[0]["model_size"], rows[0]["model_n_params"]
-ppl, base = float(sys.argv[2]), float(sys.argv[3])
-print(f"| llama.cpp | {sys.argv[1]} (from F32) | {size/2**20:.1f} MiB | {8*size/params:.2f} | {ppl:.4f} | {100*(ppl-base)/base:+.2f}% | {pp:.1f} | {tg:.1f} |")' "$q" "$ppl" "$fp32_ppl"
+ppl, base, speed = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
+p = f"{ppl:.4f} | {100*(ppl-base)/base:+.2f}%" if base else "- | -"
+s = f"{pp:.1f} | {tg:.1f}" if speed else "- | -"
+print(f"| llama.cpp | {sys.argv[1]} (from F32) | {size/2**20:.1f} MiB | {8*size/params:.2f} | {p} | {s} |")' "$q" "$ppl" "$fp32_ppl" "$DO_SPEED"
 done
