@@ -6,7 +6,8 @@
 // machine we target lacks AVX2; the fallback remains) to halve compile time.
 // Highway 1.0.3 has no AVX3_ZEN4 target; AVX3_DL is opt-in (HWY_WANT_AVX3_DL) and buys nothing for fp32
 // kernels, so Zen4 runs the AVX3 (AVX-512 F/BW/DQ/VL) code. SVE is disabled because the kernels keep small
-// arrays of vectors as register tiles, which sizeless SVE vector types do not allow; ARM uses NEON.
+// arrays of vectors as register tiles, which sizeless SVE vector types do not allow; ARM uses NEON. On aarch64
+// NEON is also the baseline (HWY_STATIC_TARGET), so it is the only target compiled there (no scalar fallback).
 #pragma once
 
 #if defined(HIGHWAY_HWY_DETECT_TARGETS_H_)

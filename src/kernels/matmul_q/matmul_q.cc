@@ -664,7 +664,11 @@ bool UseVnni() {
 #if defined(__clang__)
 #define LOWBIT_Q_ATTR __attribute__((target("dotprod")))
 #else
-#define LOWBIT_Q_ATTR __attribute__((target("+dotprod")))
+// GCC's arm_neon.h declares vdotq_s32 under arch=armv8.2-a+dotprod, and GCC only inlines it into functions whose
+// ISA flags include all of those ("+dotprod" on the armv8-a baseline does not: "target specific option
+// mismatch"). Every CPU with the dot product extension is Armv8.2 or later. "+crypto" keeps Highway's NEON
+// target flags (HWY_TARGET_STR), so that the NEON target's helpers may still be inlined here.
+#define LOWBIT_Q_ATTR __attribute__((target("arch=armv8.2-a+dotprod+crypto")))
 #endif
 #define LOWBIT_Q_SDOT 1
 #include "kernels/matmul_q/matmul_q_neon-inl.h"

@@ -1,10 +1,11 @@
 // NEON kernels of matmul_q (see matmul_q.cc): the a8 dot form, one 32-weight block at a time, for every token
 // count (≤ 4 tokens share each decoded block). Included twice into the NEON target namespace (no include
 // guard): LOWBIT_Q_SDOT 1 uses sdot (vdotq_s32, Armv8.2 dot product; its functions carry LOWBIT_Q_ATTR =
-// target("dotprod"), chosen at run time from HWCAP_ASIMDDP), LOWBIT_Q_SDOT 0 uses vmull_s8 + vpadalq_s16.
+// target("dotprod") with clang, target("arch=armv8.2-a+dotprod+crypto") with GCC; chosen at run time from
+// HWCAP_ASIMDDP), LOWBIT_Q_SDOT 0 uses vmull_s8 + vpadalq_s16.
 // Both are signed × signed: codes of up to 7 bits are already valid int8; 8-bit codes are used as q − 128,
 // and 128·Σxq is added back per block.
-// (Compile-checked with clang for aarch64; this machine cannot run it.)
+// Both variants are tested under qemu-aarch64 by scripts/test-aarch64.sh (GCC cross build).
 
 namespace LOWBIT_Q_NS {
 

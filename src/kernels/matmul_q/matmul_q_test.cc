@@ -1,13 +1,14 @@
 // Packed groupwise formats: PackedDesc validation, code layout, ggml repacking (bit-exact), round-to-nearest
 // quantization error bounds, the a8 activation quantizer, and every matmul_q code path against ref::matmul_q
 // on odd shapes, for every SIMD target compiled into the kernels (and, on AVX3, with and without the
-// VNNI/VBMI/GFNI kernels), with 1- and 2-thread pools.
+// VNNI/VBMI/GFNI kernels; on NEON, with and without the sdot kernels), with 1- and 2-thread pools.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,8 +31,12 @@ namespace {
 using kernels::f32_to_half;
 using kernels::half_to_f32;
 
+// The kernel variants ForEachTarget ran (matmul_q_target_name(): "AVX3+VNNI", "NEON+SDOT", "NEON", ...).
+std::set<std::string> g_variants_run;
+
 // Runs f once per SIMD target compiled into the kernels and supported by this CPU (twice on AVX3 when the CPU
-// has VNNI/VBMI/GFNI: with and without those kernels), forcing dynamic dispatch; restores normal dispatch.
+// has VNNI/VBMI/GFNI, and on NEON when it has the dot product extension: with and without those kernels),
+// forcing dynamic dispatch; restores normal dispatch.
 template <class F>
 void ForEachTarget(F&& f) {
   const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
@@ -39,14 +44,18 @@ void ForEachTarget(F&& f) {
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+    std::string first_name;
     for (bool vnni : {true, false}) {
       kernels::matmul_q_allow_vnni_for_test(vnni);
       const std::string name = kernels::matmul_q_target_name();
-      if (!vnni && name == hwy::TargetName(target)) {
-        // The same kernels as in the first round (no VNNI variant on this target / CPU).
+      if (vnni) {
+        first_name = name;
+      } else if (name == first_name) {
+        // The same kernels as in the first round (no VNNI / SDOT variant on this target / CPU).
         continue;
       }
       SCOPED_TRACE("target " + name);
+      g_variants_run.insert(name);
       EXPECT_EQ(name.rfind(hwy::TargetName(target), 0), 0u) << name;
       f();
     }
@@ -548,8 +557,10 @@ TEST(MatmulQ, WeightOnlySymmetric) { run_matmul_q_shapes(ActivationMode::WeightO
 TEST(MatmulQ, DynamicInt8Asymmetric) { run_matmul_q_shapes(ActivationMode::DynamicInt8, true); }
 TEST(MatmulQ, DynamicInt8Symmetric) {
   run_matmul_q_shapes(ActivationMode::DynamicInt8, false);
-  std::printf("matmul_q: %d checks, worst scaled error: weight-only %.2e, a8 %.2e\n", g_checks, g_worst[0],
-              g_worst[1]);
+  std::string variants;
+  for (const std::string& v : g_variants_run) variants += " " + v;
+  std::printf("matmul_q: %d checks, worst scaled error: weight-only %.2e, a8 %.2e; kernel variants run:%s\n",
+              g_checks, g_worst[0], g_worst[1], variants.c_str());
 }
 
 // Long rows and many tokens: several row panels per thread, partial panels, the WeightOnly token-panel blocks.
