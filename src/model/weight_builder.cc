@@ -147,6 +147,11 @@ Weight WeightBuilder::make_quantized(const std::vector<const GgufTensor*>& parts
   d.has_zeros = spec.has_zeros;
   d.act = a8 ? ActivationMode::DynamicInt8 : ActivationMode::WeightOnly;
   d.validate(part_names(parts));
+  // 4-8 bits: plain min/max rounding, byte for byte ggml's Q4_0/Q4_1/Q8_0 reference quantizers on those grids.
+  // 1-3 bits: min/max wastes too many of the few levels (e.g. 2-bit asymmetric has no level near 0), so a
+  // least-squares scale search picks each group's grid, as llama.cpp's k-quants do.
+  RtnOptions opt;
+  opt.search = d.bits <= 3;
   Weight w;
   allocate_packed(w, d);
   size_t row_base = 0;
@@ -158,7 +163,7 @@ Weight WeightBuilder::make_quantized(const std::vector<const GgufTensor*>& parts
       PackedDesc chunk = d;
       chunk.rows = r1 - r0;
       PackedRows out = rows_at(w, row_base + r0);
-      quantize_rtn(buf.data(), chunk, out.codes, out.scales, out.mins);
+      quantize_rtn(buf.data(), chunk, out.codes, out.scales, out.mins, opt);
     });
     row_base += rows;
   }
