@@ -88,7 +88,8 @@ if [ "$DO_PPL" = 1 ]; then
   t0=$(date +%s)
   ours_ppl="$("$LOWBIT" perplexity -m "$F32" -f "$TEXT" --ctx 512 --chunks "$CHUNKS" -t "$THREADS" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\) +\/- \([0-9.]*\)$/\1 \2/p')"
   t1=$(date +%s)
-  log "perplexity: llama.cpp..."
+  # Logged at once so that a run stopped during llama.cpp's (long) pass keeps lowbit's figure.
+  log "perplexity: lowbit PPL = ${ours_ppl:-?} ($((t1 - t0)) s); llama.cpp..."
   chunk_arg=(); [ "$CHUNKS" -gt 0 ] && chunk_arg=(--chunks "$CHUNKS")
   theirs_ppl="$("$LLAMA/llama-perplexity" -m "$F32" -f "$TEXT" -c 512 -t "$THREADS" "${chunk_arg[@]}" 2>&1 | sed -n 's/^Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\)$/\1 \2/p')"
   t2=$(date +%s)
