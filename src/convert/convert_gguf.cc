@@ -5,11 +5,12 @@
 #include <memory>
 
 #include "io/dequantize.h"
+#include "io/encoded_rows.h"
 #include "io/ggml_quants.h"
-#include "lowbit/bundle.h"
 #include "lowbit/error.h"
 #include "lowbit/gguf_writer.h"
 #include "lowbit/model.h"
+#include "model/model_loader.h"
 
 namespace lowbit {
 
@@ -21,15 +22,6 @@ struct RowSource {
   std::vector<uint64_t> ne;  // fastest first
   std::function<void(size_t row0, size_t n, float* out)> rows;
 };
-
-bool is_bundle(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return false;  // GgufFile reports the error with its own message
-  char magic[4] = {};
-  const size_t n = std::fread(magic, 1, 4, f);
-  std::fclose(f);
-  return n == 4 && std::string(magic, 4) != "GGUF";
-}
 
 std::vector<RowSource> gguf_sources(const GgufFile& g) {
   std::vector<RowSource> out;
@@ -82,7 +74,7 @@ uint64_t convert_to_gguf(const std::string& in, const std::string& out, GgmlType
   std::unique_ptr<GgufFile> gguf;
   std::shared_ptr<Model> model;
   std::vector<RowSource> sources;
-  if (is_bundle(in)) {
+  if (is_bundle_file(in)) {
     model = Model::load(in);
     for (const auto& [k, v] : model->metadata())
       if (!skip_key(k)) w.add_value(k, v);
@@ -101,21 +93,7 @@ uint64_t convert_to_gguf(const std::string& in, const std::string& out, GgmlType
     uint64_t rows = 1;
     for (size_t i = 1; i < src.ne.size(); ++i) rows *= src.ne[i];
     const GgmlType t = src.ne.size() == 1 || (quantized && row % 32 != 0) ? GgmlType::F32 : type;
-    w.add_tensor(src.name, t, src.ne, [&pool, &src, t, row, rows](GgufSink& sink) {
-      const size_t row_bytes = ggml_nbytes(t, row);
-      const uint64_t batch = std::max<uint64_t>(1, (size_t{8} << 20) / (row * 4));
-      std::vector<uint8_t> buf(std::min(batch, rows) * row_bytes);
-      for (uint64_t r0 = 0; r0 < rows; r0 += batch) {
-        const uint64_t n = std::min(batch, rows - r0);
-        pool.parallel_for(n, 1, [&](size_t a, size_t b) {
-          std::vector<float> x((b - a) * row);
-          src.rows(r0 + a, b - a, x.data());
-          for (size_t i = a; i < b; ++i)
-            quantize_ggml(t, x.data() + (i - a) * row, buf.data() + i * row_bytes, static_cast<int64_t>(row));
-        });
-        sink.write(buf.data(), n * row_bytes);
-      }
-    });
+    w.add_tensor(src.name, t, src.ne, encoded_rows_source(pool, t, row, rows, src.rows));
   }
   return w.write();
 }

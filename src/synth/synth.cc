@@ -1,8 +1,9 @@
 #include "synth/synth.h"
 
-#include <algorithm>
 #include <cmath>
+#include <utility>
 
+#include "io/encoded_rows.h"
 #include "io/ggml_quants.h"
 #include "lowbit/error.h"
 #include "lowbit/gguf_writer.h"
@@ -160,24 +161,11 @@ uint64_t write_synthetic_llama(const std::string& path, const SynthOptions& o, T
   add_vocab(w, o);
 
   for (const TensorPlan& t : plan_tensors(p, p.vocab_size, o.type)) {
-    w.add_tensor(t.name, t.type, t.ne, [&pool, t, seed = o.seed](GgufSink& sink) {
-      const uint64_t row = t.ne[0], rows = t.ne.size() > 1 ? t.ne[1] : 1;
-      const size_t row_bytes = ggml_nbytes(t.type, row);
-      // Batches of rows generated and encoded in parallel, then written in order.
-      const uint64_t batch = std::max<uint64_t>(1, (size_t{8} << 20) / (row * 4));
-      std::vector<uint8_t> out(std::min(batch, rows) * row_bytes);
-      for (uint64_t r0 = 0; r0 < rows; r0 += batch) {
-        const uint64_t n = std::min(batch, rows - r0);
-        pool.parallel_for(n, 1, [&](size_t a, size_t b) {
-          std::vector<float> x(row);
-          for (size_t i = a; i < b; ++i) {
-            synth_row(seed, t.name, r0 + i, x.data(), row);
-            quantize_ggml(t.type, x.data(), out.data() + i * row_bytes, static_cast<int64_t>(row));
-          }
-        });
-        sink.write(out.data(), n * row_bytes);
-      }
-    });
+    const uint64_t row = t.ne[0], rows = t.ne.size() > 1 ? t.ne[1] : 1;
+    RowFill fill = [name = t.name, row, seed = o.seed](uint64_t r0, size_t n, float* out) {
+      for (size_t i = 0; i < n; ++i) synth_row(seed, name, r0 + i, out + i * row, row);
+    };
+    w.add_tensor(t.name, t.type, t.ne, encoded_rows_source(pool, t.type, row, rows, std::move(fill)));
   }
   return w.write();
 }
