@@ -211,6 +211,21 @@ int32_t QuantizeBlock(const float* HWY_RESTRICT x, int8_t* HWY_RESTRICT xq, floa
   return hn::GetLane(hn::SumOfLanes(di, vsum));
 }
 
+// Σ p[0 .. n): whole vectors summed lane-wise, then the tail in order (the per-group sums of both modes).
+HWY_INLINE float SumFloats(const float* HWY_RESTRICT p, size_t n) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  size_t k = 0;
+  float sum = 0.0f;
+  if (n >= N) {
+    auto v = hn::Zero(df);
+    for (; k + N <= n; k += N) v = hn::Add(v, hn::LoadU(df, p + k));
+    sum = hn::GetLane(hn::SumOfLanes(df, v));
+  }
+  for (; k < n; ++k) sum += p[k];
+  return sum;
+}
+
 // Quantizes one token into nbp blocks (the blocks past n_blocks are zero).
 void QuantizeToken(const float* HWY_RESTRICT x, size_t cols, size_t nbp, int8_t* HWY_RESTRICT xq,
                    float* HWY_RESTRICT s, int32_t* HWY_RESTRICT isum) {
@@ -315,18 +330,7 @@ void PrepareA8(const float* HWY_RESTRICT x, size_t cols, size_t group_size, cons
         hn::StoreU(hn::Mul(hn::LoadU(df, s + b), hn::ConvertTo(df, hn::LoadU(di, isum + b))), df, sxs + b);
       for (; b < nb; ++b) sxs[b] = s[b] * static_cast<float>(isum[b]);
       if (gb > 1) {
-        for (size_t g = 0; g < a.ng; ++g) {
-          const float* p = sxs + g * gb;
-          size_t k = 0;
-          float sum = 0.0f;
-          if (gb >= N) {
-            auto v = hn::Zero(df);
-            for (; k + N <= gb; k += N) v = hn::Add(v, hn::LoadU(df, p + k));
-            sum = hn::GetLane(hn::SumOfLanes(df, v));
-          }
-          for (; k < gb; ++k) sum += p[k];
-          gsum[g] = sum;
-        }
+        for (size_t g = 0; g < a.ng; ++g) gsum[g] = SumFloats(sxs + g * gb, gb);
       }
     }
   }
@@ -351,23 +355,10 @@ void QuantizeActivationsImpl(const float* x, size_t cols, int8_t* xq, float* sca
 }
 
 void PrepareWO(const float* HWY_RESTRICT x, size_t group_size, const WOActs& a, size_t t0, size_t t1) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
   for (size_t t = t0; t < t1; ++t) {
     const float* xt = x + t * a.cols;
     float* xg = a.xg + t * a.ng;
-    for (size_t g = 0; g < a.ng; ++g) {
-      const float* xk = xt + g * group_size;
-      size_t k = 0;
-      float sum = 0.0f;
-      if (group_size >= N) {
-        auto v = hn::Zero(df);
-        for (; k + N <= group_size; k += N) v = hn::Add(v, hn::LoadU(df, xk + k));
-        sum = hn::GetLane(hn::SumOfLanes(df, v));
-      }
-      for (; k < group_size; ++k) sum += xk[k];
-      xg[g] = sum;
-    }
+    for (size_t g = 0; g < a.ng; ++g) xg[g] = SumFloats(xt + g * group_size, group_size);
   }
 }
 
