@@ -138,8 +138,8 @@ void run_model_bench(const BenchArgs& a) {
   std::string peak_kind;
   if (a.limits) {
     bw = measure_read_bandwidth(session.pool());
-    const ComputePeaks p = measure_compute_peaks(session.pool());
-    peak = work.int8 ? p.int8.gops : p.fp32.gops;
+    // (only the arithmetic the linear layers run in)
+    peak = measure_compute_peak(session.pool(), work.int8 ? PeakKind::Int8 : PeakKind::Fp32).gops;
     peak_kind = work.int8 ? "int8" : "fp32";
   }
   const double decode_limit = bw > 0 ? bw * 1e9 / static_cast<double>(work.bytes_per_token) : 0;

@@ -25,6 +25,13 @@ constexpr int64_t kInner = 4096;  // iterations between clock reads
 using Probe = float (*)(int64_t iters);
 
 #if defined(__x86_64__)
+// One lane of the accumulators, as a float (the value only keeps the chains observable; GCC 12's
+// _mm512_reduce_* intrinsics warn about an uninitialized temporary inside target-attribute functions).
+__attribute__((target("avx512f"))) float Lane0(__m512i v) {
+  alignas(64) int32_t lanes[16];
+  _mm512_store_si512(lanes, v);
+  return static_cast<float>(lanes[0]);
+}
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) float int8_vnni512(int64_t iters) {
   __m512i acc[kChains];
   const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
@@ -33,7 +40,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) float int8_vnni512(int64_
     for (auto& x : acc) x = _mm512_dpbusd_epi32(x, a, b);
   __m512i s = acc[0];
   for (int c = 1; c < kChains; ++c) s = _mm512_add_epi32(s, acc[c]);
-  return static_cast<float>(_mm512_reduce_add_epi32(s));
+  return Lane0(s);
 }
 __attribute__((target("avx2,fma"))) float int8_avx2(int64_t iters) {
   __m256i acc[kChains];
@@ -53,7 +60,7 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_avx512(int64_t iters) {
     for (auto& x : acc) x = _mm512_dpbf16_ps(x, a, b);
   __m512 s = acc[0];
   for (int c = 1; c < kChains; ++c) s = _mm512_add_ps(s, acc[c]);
-  return _mm512_reduce_add_ps(s);
+  return Lane0(_mm512_castps_si512(s));
 }
 __attribute__((target("avx512f"))) float fp32_avx512(int64_t iters) {
   __m512 acc[kChains];
@@ -63,7 +70,7 @@ __attribute__((target("avx512f"))) float fp32_avx512(int64_t iters) {
     for (auto& x : acc) x = _mm512_fmadd_ps(x, a, b);
   __m512 s = acc[0];
   for (int c = 1; c < kChains; ++c) s = _mm512_add_ps(s, acc[c]);
-  return _mm512_reduce_add_ps(s);
+  return Lane0(_mm512_castps_si512(s));
 }
 __attribute__((target("avx2,fma"))) float fp32_avx2(int64_t iters) {
   __m256 acc[kChains];
@@ -192,9 +199,18 @@ ComputePeak measure(ThreadPool& pool, const Choice& c, double seconds) {
 
 }  // namespace
 
+ComputePeak measure_compute_peak(ThreadPool& pool, PeakKind kind, double seconds) {
+  switch (kind) {
+    case PeakKind::Int8: return measure(pool, int8_choice(), seconds);
+    case PeakKind::Bf16: return measure(pool, bf16_choice(), seconds);
+    case PeakKind::Fp32: return measure(pool, fp32_choice(), seconds);
+  }
+  return {};
+}
+
 ComputePeaks measure_compute_peaks(ThreadPool& pool, double seconds) {
-  return {measure(pool, int8_choice(), seconds), measure(pool, bf16_choice(), seconds),
-          measure(pool, fp32_choice(), seconds)};
+  return {measure_compute_peak(pool, PeakKind::Int8, seconds), measure_compute_peak(pool, PeakKind::Bf16, seconds),
+          measure_compute_peak(pool, PeakKind::Fp32, seconds)};
 }
 
 }  // namespace lowbit

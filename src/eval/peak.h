@@ -17,8 +17,11 @@ struct ComputePeaks {
   ComputePeak fp32;  // fp32 FMA
 };
 
+enum class PeakKind { Int8, Bf16, Fp32 };
+
 // Every thread of `pool` runs independent multiply-add chains (enough to hide the latency) for about
-// `seconds` per kind; the best of 3 passes is kept.
+// `seconds`; the best of 3 passes is kept. One kind, or all three.
+ComputePeak measure_compute_peak(ThreadPool& pool, PeakKind kind, double seconds = 0.1);
 ComputePeaks measure_compute_peaks(ThreadPool& pool, double seconds = 0.1);
 
 }  // namespace lowbit
