@@ -2,6 +2,8 @@
 // the CLI prints it as a single line `lowbit: error: <message>` and exits nonzero.
 #pragma once
 #include <fmt/format.h>
+
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -16,10 +18,6 @@ template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
   throw Error(fmt::format(f, std::forward<Args>(args)...));
 }
-
-}  // namespace lowbit
-
-namespace lowbit {
 
 // A one-line notice on stderr (`lowbit: note: ...`) for a choice made on the user's behalf that changes what
 // they asked for slightly (e.g. a group size adjusted to a tensor's row length).
