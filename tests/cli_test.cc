@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -44,17 +45,29 @@ void expect_one_line_error(const RunResult& r, const std::string& needle) {
 
 class CliTest : public ::testing::Test {
  protected:
+  // The child processes get an empty cache folder, so a tuning profile the user saved (or one made for another
+  // CPU, as under qemu) cannot add a note line to the output these tests compare.
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("lowbit_cli_test_" + std::to_string(::getpid()));
     fs::create_directories(dir_);
+    const char* old = std::getenv("LOWBIT_CACHE");
+    had_cache_ = old != nullptr;
+    if (had_cache_) old_cache_ = old;
+    ::setenv("LOWBIT_CACHE", dir_.c_str(), 1);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    if (had_cache_) ::setenv("LOWBIT_CACHE", old_cache_.c_str(), 1);
+    else ::unsetenv("LOWBIT_CACHE");
+    fs::remove_all(dir_);
+  }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   std::string write(const std::string& name, const std::string& bytes) const {
     std::ofstream(path(name), std::ios::binary) << bytes;
     return path(name);
   }
   fs::path dir_;
+  bool had_cache_ = false;
+  std::string old_cache_;
 };
 
 TEST_F(CliTest, NonexistentModel) {
