@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/matmul_q/matmul_q.h"
 #include "lowbit/error.h"
 #include "lowbit/session.h"
 #include "test_util.h"
@@ -72,6 +73,45 @@ INSTANTIATE_TEST_SUITE_P(
                       R"({"linear:a8wxdq": {"bitwidth": 3, "groupsize": 32, "has_weight_zeros": true}})",
                       R"({"linear:a8wxdq": {"bitwidth": 2, "groupsize": 96}, "embedding:wx": {"bitwidth": 5, "groupsize": 32}, "output": "none"})",
                       R"({"linear:int4": {"groupsize": 32}, "embedding": {"bitwidth": 8, "groupsize": 0}, "output": {"scheme": "int8", "groupsize": 32}})"));
+
+// Weights rearranged into row tiles for this CPU's kernels (LoadOptions::row_tiles) give the row layout's
+// logits up to float summation order, from a GGUF and from a bundle (whose row-layout pages are released).
+TEST(QuantizedModel, RowTilesKeepLogits) {
+  if (!kernels::matmul_q_uses_row_tiles()) GTEST_SKIP() << "this CPU's kernels use no row tiles";
+  test::TempDir dir;
+  for (bool tied : {true, false}) {
+    test::TinyLlamaConfig cfg;
+    cfg.weight_type = GgmlType::Q4_0;
+    cfg.embd_type = GgmlType::Q8_0;
+    cfg.output_type = GgmlType::Q4_1;
+    cfg.tied_output = tied;
+    cfg.dim = 96;
+    cfg.n_heads = 3;
+    cfg.n_kv_heads = 1;
+    cfg.ffn = 192;
+    auto info = test::write_tiny_llama(dir.path() + "/m.gguf", cfg);
+    for (const char* recipe : {"", R"({"linear:a8wxdq": {"bitwidth": 8, "groupsize": 32, "has_weight_zeros": true}})"}) {
+      SCOPED_TRACE(std::string(tied ? "tied " : "untied ") + recipe);
+      LoadOptions rows, tiles;
+      if (*recipe) rows.recipe = tiles.recipe = Recipe::parse(recipe);
+      tiles.row_tiles = true;
+      auto a = Model::load(info.path, rows), b = Model::load(info.path, tiles);
+      ASSERT_TRUE(b->layer(0).w_gate_up.packed.tiles != nullptr);
+      EXPECT_EQ(b->layer(0).w_gate_up.packed.codes, nullptr);  // the row layout is gone
+      EXPECT_EQ(a->weight_bytes(), b->weight_bytes());
+      auto toks = some_tokens(a->config().vocab_size);
+      EXPECT_LE(max_rel_error(logits_of(b, toks), logits_of(a, toks)), 1e-4);
+      EXPECT_THROW(b->save_bundle(dir.path() + "/t.lbt"), Error);
+      a->save_bundle(dir.path() + "/m.lbt");
+      LoadOptions bt;
+      bt.row_tiles = true;
+      auto c = Model::load(dir.path() + "/m.lbt", bt);
+      const std::vector<float> lb = logits_of(b, toks), lc = logits_of(c, toks);
+      ASSERT_EQ(lb.size(), lc.size());
+      EXPECT_EQ(std::memcmp(lb.data(), lc.data(), 4 * lb.size()), 0);
+    }
+  }
+}
 
 TEST(QuantizedModel, MoreBitsMeanCloserToFp32) {
   test::TempDir dir;

@@ -8,6 +8,7 @@
 
 #include "lowbit/aligned_buffer.h"
 #include "lowbit/gguf.h"
+#include "lowbit/thread_pool.h"
 #include "lowbit/tokenizer.h"
 #include "lowbit/weight_dtype.h"
 #include "quant/packed.h"
@@ -49,6 +50,12 @@ struct Weight {
   PackedMatrix packed;                   // when packed
   AlignedBuffer<uint8_t> storage;
 
+  // Rearranges a packed int8-activation weight into row tiles (quant/row_tiles.h) when the matmul kernels of
+  // this CPU use them, and releases the row layout (freed, or a bundle's pages returned to the page cache):
+  // the weight then takes the same bytes as before. No-op for other weights and CPUs.
+  void use_row_tiles(ThreadPool& pool);
+  AlignedBuffer<uint8_t> tiles;  // owns packed.tiles
+
   uint64_t bytes() const;
   void row_to_f32(size_t r, float* out) const;  // one row (an embedding lookup) as fp32
   std::string format_name() const;              // "f32", "bf16", "q4_g32_zeros_a8", ...
@@ -68,6 +75,9 @@ struct LoadOptions {
   // a recipe with only a precision runs everything dequantized to that type (the fp32 baseline).
   std::optional<Recipe> recipe;
   int threads = 0;  // for conversion at load; 0 = default
+  // Rearrange packed weights for this CPU's kernels (Weight::use_row_tiles). Leave off to write the model out
+  // (save_bundle, convert), which needs the row layout.
+  bool row_tiles = false;
 };
 
 class Model {

@@ -17,7 +17,7 @@ void run_quantize(const QuantizeArgs& a) {
   if (a.model.quantize.empty() && a.model.dtype.empty())
     fail("quantize needs --quantize RECIPE (a JSON string or file) or --dtype");
   const auto t0 = std::chrono::steady_clock::now();
-  auto model = a.model.load();
+  auto model = a.model.load(/*for_running=*/false);
   model->save_bundle(a.out);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("{}: {} weights in {} ({:.3f} bits per weight), recipe {}, {:.1f} s\n", a.out, model->n_params(),

@@ -14,6 +14,7 @@
 #include "kernels/matmul_q/matmul_q.h"
 #include "kernels/tuning.h"
 #include "lowbit/error.h"
+#include "quant/row_tiles.h"
 #include "quant/rtn.h"
 
 namespace lowbit::cli {
@@ -27,6 +28,8 @@ struct TuneArgs {
 
 struct Workload {
   std::vector<PackedStorage> weights;  // wo, gate|up, down of one TinyLlama layer
+  std::vector<std::vector<uint8_t>> tiles;  // their row tiles, when this CPU's kernels use them (as at load)
+  std::vector<PackedMatrix> views;
   std::vector<float> x, y;
 };
 
@@ -49,6 +52,16 @@ Workload make_workload(ThreadPool& pool) {
     w.weights.push_back(quantize_rtn(pool, f.data(), d));
     max_cols = std::max(max_cols, cols), max_rows = std::max(max_rows, rows);
   }
+  w.tiles.resize(w.weights.size());
+  for (size_t i = 0; i < w.weights.size(); ++i) {
+    PackedMatrix v = w.weights[i].view();
+    if (kernels::matmul_q_uses_row_tiles() && row_tiles_fit(v.desc)) {
+      w.tiles[i].resize(row_tiles_bytes(v.desc));
+      build_row_tiles(v, 0, v.desc.rows / kTileRows, w.tiles[i].data());
+      v.tiles = w.tiles[i].data();
+    }
+    w.views.push_back(v);
+  }
   w.x.resize(512 * max_cols);
   for (auto& v : w.x) v = nd(rng) * 50;
   w.y.resize(512 * max_rows);
@@ -64,7 +77,7 @@ double time_pass(ThreadPool& pool, Workload& w, size_t n_tokens, int repeats) {
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = clock::now();
     for (int i = 0; i < inner; ++i)
-      for (const auto& W : w.weights) kernels::matmul_q(pool, W.view(), w.x.data(), n_tokens, w.y.data());
+      for (const auto& W : w.views) kernels::matmul_q(pool, W, w.x.data(), n_tokens, w.y.data());
     best = std::min(best, std::chrono::duration<double>(clock::now() - t0).count() / inner);
   }
   return best;

@@ -18,6 +18,8 @@ void ModelOptions::add(CLI::App& cmd, size_t default_ctx) {
   cmd.add_option("-t,--threads", threads, "Threads (default: physical cores)")->check(CLI::NonNegativeNumber);
   cmd.add_option("-c,--ctx", ctx, "Context length (tokens)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd.add_option("--tune-profile", tune_profile, "Kernel parameters saved by `lowbit tune` (default: its cache file)");
+  cmd.add_flag("--row-layout", row_layout,
+               "Keep packed weights in their row layout instead of this CPU's 16-row tiles (to compare kernels)");
 }
 
 std::optional<Recipe> ModelOptions::recipe() const {
@@ -37,9 +39,10 @@ std::optional<Recipe> ModelOptions::recipe() const {
   return r;
 }
 
-std::shared_ptr<Model> ModelOptions::load() const {
+std::shared_ptr<Model> ModelOptions::load(bool for_running) const {
   kernels::init_kernel_tuning(tune_profile);
   LoadOptions o;
+  o.row_tiles = for_running && !row_layout;
   o.recipe = recipe();
   o.threads = threads;
   return Model::load(model, o);

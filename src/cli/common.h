@@ -15,9 +15,12 @@ struct ModelOptions {
   int threads = 0;
   size_t ctx = 0;  // 0 = the command's default
   std::string tune_profile;  // empty: ~/.cache/lowbit/tune.json if present, else the predicted parameters
+  bool row_layout = false;   // --row-layout: keep the row layout (no row tiles), to compare kernels
 
   void add(CLI::App& cmd, size_t default_ctx);
-  std::shared_ptr<Model> load() const;
+  // for_running: rearrange the weights for this CPU's kernels (LoadOptions::row_tiles); false to write the
+  // model out.
+  std::shared_ptr<Model> load(bool for_running = true) const;
   std::optional<Recipe> recipe() const;  // from --quantize and --dtype; none: run the file natively
   SessionOptions session() const;
 };

@@ -34,6 +34,8 @@ json add_weight(BundleWriter& w, const std::string& name, const Weight& wt) {
     return e;
   }
   const PackedDesc& d = wt.packed.desc;
+  if (!wt.packed.codes)  // a programming error: LoadOptions::row_tiles is for running, not for writing
+    fail("tensor '{}' was rearranged into row tiles at load; load the model without row tiles to save it", name);
   e["format"] = "packed";
   e["bits"] = d.bits;
   e["group_size"] = d.group_size;

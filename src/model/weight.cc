@@ -1,11 +1,48 @@
 #include <fmt/format.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 
+#include "kernels/matmul_q/matmul_q.h"
 #include "kernels/ops.h"
 #include "lowbit/model.h"
+#include "quant/row_tiles.h"
 
 namespace lowbit {
+
+namespace {
+
+// Returns the whole pages inside [p, p + n) of a read-only file mapping to the page cache (they fault back in
+// from the file if touched again).
+void release_mapped_pages(const void* p, size_t n) {
+  if (!p || n == 0) return;
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
+}  // namespace
+
+void Weight::use_row_tiles(ThreadPool& pool) {
+  if (!is_packed || packed.tiles || !row_tiles_fit(packed.desc) || !kernels::matmul_q_uses_row_tiles()) return;
+  const PackedDesc& d = packed.desc;
+  tiles.resize(row_tiles_bytes(d));
+  pool.parallel_for(d.rows / kTileRows, 8, [&](size_t t0, size_t t1) { build_row_tiles(packed, t0, t1, tiles.data()); });
+  packed.tiles = tiles.data();
+  if (storage.size() > 0) {
+    storage = AlignedBuffer<uint8_t>();  // the row layout was ours
+  } else {                               // it lies in a mapped bundle
+    release_mapped_pages(packed.codes, d.code_bytes());
+    release_mapped_pages(packed.scales, d.scale_count() * 2);
+    if (d.has_zeros) release_mapped_pages(packed.mins, d.scale_count() * 2);
+  }
+  packed.codes = nullptr;
+  packed.scales = nullptr;
+  packed.mins = nullptr;
+}
 
 uint64_t Weight::bytes() const {
   if (is_packed) return packed.desc.total_bytes();

@@ -6,6 +6,7 @@
 
 #include "kernels/half.h"
 #include "lowbit/error.h"
+#include "quant/row_tiles.h"
 
 namespace lowbit {
 
@@ -81,6 +82,7 @@ void pack_row_codes(const PackedDesc& d, const uint8_t* q, uint8_t* row_codes) {
 
 void dequantize_packed_row(const PackedMatrix& m, size_t row, float* out) {
   const PackedDesc& d = m.desc;
+  if (!m.codes && m.tiles) return dequantize_tiled_row(d, m.tiles, row, out);
   const uint8_t* codes = m.row_codes(row);
   const size_t ng = d.n_groups();
   const int zero = 1 << (d.bits - 1);

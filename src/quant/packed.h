@@ -61,6 +61,9 @@ struct PackedMatrix {
   const uint8_t* codes = nullptr;
   const uint16_t* scales = nullptr;
   const uint16_t* mins = nullptr;
+  // Optional second layout built at load time for the 16-row kernels (quant/row_tiles.h). When set, codes,
+  // scales and mins may be null: the kernels and dequantize_packed_row then read the tiles.
+  const uint8_t* tiles = nullptr;
 
   const uint8_t* row_codes(size_t row) const { return codes + row * desc.row_code_bytes(); }
 };

@@ -40,6 +40,7 @@
 #include "kernels/matmul_q/matmul_q.h"
 #include "kernels/tuning.h"
 #include "lowbit/error.h"
+#include "quant/row_tiles.h"
 
 #ifndef LOWBIT_KERNELS_MATMUL_Q_SHARED_
 #define LOWBIT_KERNELS_MATMUL_Q_SHARED_
@@ -64,6 +65,17 @@ struct A8Acts {
   const int32_t* isum_t(size_t t) const { return isum + t * nbp; }
   const float* s8x_t(size_t t) const { return s8x + t * nbp * 8; }
   const float* gsum_t(size_t t) const { return gsum + t * ng; }
+  // A view of tokens [t0, t0 + n).
+  A8Acts tokens(size_t t0, size_t n) const {
+    A8Acts v = *this;
+    v.n_tokens = n;
+    v.xq += t0 * nbp * 32;
+    v.s += t0 * nbp;
+    v.isum += t0 * nbp;
+    v.s8x += t0 * nbp * 8;
+    v.gsum += t0 * ng;
+    return v;
+  }
 };
 
 // WeightOnly activations: x itself and its per-group sums.
@@ -679,6 +691,14 @@ bool UseSdot() {
 }
 #endif
 
+bool UsesRowTilesImpl() {
+#if HWY_TARGET == HWY_AVX3
+  return UseVnni();
+#else
+  return false;
+#endif
+}
+
 const char* TargetNameImpl() {
 #if HWY_TARGET == HWY_AVX3
   if (UseVnni()) return "AVX3+VNNI";
@@ -713,7 +733,8 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
   const size_t cols = desc.cols, gs = desc.group_size;
   const bool fast_groups = gs % kPackBlock == 0;
 #if HWY_TARGET == HWY_AVX3
-  a.nibble_order = fast_groups && desc.bits == 4 && n_tokens < tuning.a8_outer_min_tokens;
+  const bool tiled = W.tiles && UseVnni();
+  a.nibble_order = !tiled && fast_groups && desc.bits == 4 && n_tokens < tuning.a8_outer_min_tokens;
 #endif
   // (Quantizing is ~1/rows of the matmul's work: only worth a pool dispatch for many tokens.)
   if (n_tokens * cols < (size_t{1} << 16)) {
@@ -722,19 +743,27 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
     pool.parallel_for(n_tokens, 1, [&](size_t t0, size_t t1) HWY_ATTR { PrepareA8(x, cols, gs, a, t0, t1); });
   }
 #if HWY_TARGET == HWY_AVX3
+  if (tiled) {
+    // Row tiles: 16 rows per tile; prefill in token blocks as below, 2 tiles per task at least.
+    const size_t n_tiles = desc.rows / kTileRows;
+    const bool prefill = n_tokens >= tuning.a8_outer_min_tokens;
+    const size_t tb = !prefill || tuning.prefill_token_block == 0 ? n_tokens : tuning.prefill_token_block;
+    const size_t grain = prefill ? 2 : std::max<size_t>(1, kDotGrain / kTileRows);
+    for (size_t t0 = 0; t0 < n_tokens; t0 += tb) {
+      const A8Acts b = a.tokens(t0, std::min(tb, n_tokens - t0));
+      float* yb = y + t0 * desc.rows;
+      pool.parallel_for(n_tiles, grain,
+                        [&](size_t i0, size_t i1) HWY_ATTR { avx512_vnni::A8TiledRange(W, b, i0, i1, yb); });
+    }
+    return;
+  }
   if (fast_groups) {
     const bool vnni = UseVnni();
     if (n_tokens >= tuning.a8_outer_min_tokens) {
       // Token blocks: a sub-view of the activations and outputs of tokens [t0, t0 + nt).
       const size_t tb = tuning.prefill_token_block == 0 ? n_tokens : tuning.prefill_token_block;
       for (size_t t0 = 0; t0 < n_tokens; t0 += tb) {
-        A8Acts b = a;
-        b.n_tokens = std::min(tb, n_tokens - t0);
-        b.xq += t0 * a.nbp * kPackBlock;
-        b.s += t0 * a.nbp;
-        b.isum += t0 * a.nbp;
-        b.s8x += t0 * a.nbp * 8;
-        b.gsum += t0 * a.ng;
+        const A8Acts b = a.tokens(t0, std::min(tb, n_tokens - t0));
         float* yb = y + t0 * desc.rows;
         pool.parallel_for(desc.rows, avx512_plain::kPanelRows, [&](size_t r0, size_t r1) HWY_ATTR {
           if (vnni)
@@ -845,6 +874,7 @@ std::atomic<bool> g_allow_vnni{true};
 HWY_EXPORT(MatmulQImpl);
 HWY_EXPORT(QuantizeActivationsImpl);
 HWY_EXPORT(TargetNameImpl);
+HWY_EXPORT(UsesRowTilesImpl);
 void CallMatmulQ(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_tokens, float* y) {
   HWY_DYNAMIC_DISPATCH(MatmulQImpl)(pool, W, x, n_tokens, y);
 }
@@ -852,11 +882,14 @@ void CallQuantizeActivations(const float* x, size_t cols, int8_t* xq, float* sca
   HWY_DYNAMIC_DISPATCH(QuantizeActivationsImpl)(x, cols, xq, scales, sums);
 }
 const char* CallTargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
+bool CallUsesRowTiles() { return HWY_DYNAMIC_DISPATCH(UsesRowTilesImpl)(); }
 }  // namespace matmul_q_detail
 
 void matmul_q(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_tokens, float* y) {
   W.desc.validate("matmul_q weights");
-  if (!W.codes || !W.scales || (W.desc.has_zeros && !W.mins)) fail("matmul_q weights: a blob is missing");
+  const bool rows_ok = W.codes && W.scales && (!W.desc.has_zeros || W.mins);
+  if (!rows_ok && !(W.tiles && matmul_q_uses_row_tiles())) fail("matmul_q weights: a blob is missing");
+  if (W.tiles && !row_tiles_fit(W.desc)) fail("matmul_q weights: row tiles for a format that has none");
   matmul_q_detail::CallMatmulQ(pool, W, x, n_tokens, y);
 }
 
@@ -865,6 +898,8 @@ void quantize_activations(const float* x, size_t cols, int8_t* xq, float* scales
 }
 
 const char* matmul_q_target_name() { return matmul_q_detail::CallTargetName(); }
+
+bool matmul_q_uses_row_tiles() { return matmul_q_detail::CallUsesRowTiles(); }
 
 void matmul_q_allow_vnni_for_test(bool allow) { matmul_q_detail::g_allow_vnni.store(allow); }
 

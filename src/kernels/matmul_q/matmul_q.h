@@ -34,6 +34,10 @@ void quantize_activations(const float* x, size_t cols, int8_t* xq, float* scales
 // VNNI/VBMI/GFNI kernels are used (e.g. "AVX3+VNNI", "AVX2", "SCALAR").
 const char* matmul_q_target_name();
 
+// Whether matmul_q multiplies from row tiles (quant/row_tiles.h) when a matrix has them (AVX-512 VNNI); the
+// loader builds them only then.
+bool matmul_q_uses_row_tiles();
+
 // Tests only: forbid (false) or allow (true, the default) the AVX-512 VNNI/VBMI/GFNI kernels, so that the
 // plain AVX3 kernels can be tested on a CPU that has those extensions.
 void matmul_q_allow_vnni_for_test(bool allow);

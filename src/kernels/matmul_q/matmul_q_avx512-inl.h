@@ -416,13 +416,7 @@ LOWBIT_Q_ATTR void A8DotRows(const PackedMatrix& W, const A8Acts& a, size_t r0, 
     }
     if (n > n4) {
       // The remainder tokens as their own A8Acts view (shifted pointers).
-      A8Acts ar = a;
-      ar.n_tokens = n - n4;
-      ar.xq += n4 * a.nbp * 32;
-      ar.s += n4 * a.nbp;
-      ar.isum += n4 * a.nbp;
-      ar.s8x += n4 * a.nbp * 8;
-      ar.gsum += n4 * a.ng;
+      const A8Acts ar = a.tokens(n4, n - n4);
       float* yr = y + n4 * desc.rows;
       switch (n - n4) {
         case 3: A8DotChunk<Src, 1, 3>(W, ar, proto, rc + off, nr - off, dci, mci, dbci, qi, yr); break;
@@ -764,6 +758,141 @@ LOWBIT_Q_ATTR void A8OuterRange(const PackedMatrix& W, const A8Acts& a, size_t r
     }
   }
 }
+
+#if LOWBIT_Q_VNNI
+// ---------------------------------------------------------------------------------------------------------
+// Row-tile form (quant/row_tiles.h), decode and prefill alike: each 64-byte chunk of a tile is one zmm whose
+// dword lane r holds 4 columns' codes of row r, so a vpdpbusd against a broadcast dword of one token's xq
+// advances 16 rows × 4 columns straight from the loaded weights (4-bit: an AND, or a shift and an AND, per
+// nibble half). Outputs come out 16 rows per vector: no horizontal sums, no panel build, and one sequential
+// stream of weights per tile. A register tile is R tiles (16·R rows) × kT tokens; with fewer than 4
+// accumulator chains (decode) each block's dots alternate between two chains.
+template <bool k4, bool kSym, size_t R, size_t kT>
+LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, size_t tile_bytes, size_t code_bytes,
+                                             const A8Acts& a, size_t t0, size_t ng, size_t gb, int zshift,
+                                             float* HWY_RESTRICT y, size_t ldy) {
+  constexpr size_t kC = R * kT >= 4 ? 1 : 2;     // chains per (tile, token)
+  constexpr size_t kBlockBytes = k4 ? 256 : 512;  // one block of 16 rows
+  const int8_t* xq[kT];
+  const float* s[kT];
+  const int32_t* isum[kT];
+  const float* gsum[kT];
+  __m512 acc[R][kT];
+  for (size_t t = 0; t < kT; ++t) {
+    xq[t] = a.xq_t(t0 + t);
+    s[t] = a.s_t(t0 + t);
+    isum[t] = a.isum_t(t0 + t);
+    gsum[t] = a.gsum_t(t0 + t);
+    for (size_t j = 0; j < R; ++j) acc[j][t] = _mm512_setzero_ps();
+  }
+  const auto xword = [&](size_t t, size_t off) LOWBIT_Q_ATTR {
+    int32_t w;
+    std::memcpy(&w, xq[t] + off, 4);
+    return _mm512_set1_epi32(w);
+  };
+  const __m512i lo4 = _mm512_set1_epi8(0x0F);
+  for (size_t g = 0; g < ng; ++g) {
+    __m512 accg[R][kT];
+    for (size_t j = 0; j < R; ++j)
+      for (size_t t = 0; t < kT; ++t) accg[j][t] = _mm512_setzero_ps();
+    for (size_t b = g * gb; b < (g + 1) * gb; ++b) {
+      __m512i P[kC][R][kT];
+      for (size_t t = 0; t < kT; ++t) {
+        const __m512i init = kSym ? _mm512_set1_epi32(-(isum[t][b] << zshift)) : _mm512_setzero_si512();
+        for (size_t j = 0; j < R; ++j) {
+          P[0][j][t] = init;
+          if constexpr (kC == 2) P[kC - 1][j][t] = _mm512_setzero_si512();
+        }
+      }
+      const uint8_t* blk = tiles + b * kBlockBytes;
+      if constexpr (k4) {
+        for (size_t k = 0; k < 4; ++k) {
+          __m512i lo[R], hi[R];
+          for (size_t j = 0; j < R; ++j) {
+            const __m512i v = _mm512_loadu_si512(blk + j * tile_bytes + 64 * k);
+            lo[j] = _mm512_and_si512(v, lo4);
+            hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
+          }
+          for (size_t t = 0; t < kT; ++t) {
+            const __m512i xl = xword(t, b * kPackBlock + 4 * k), xh = xword(t, b * kPackBlock + 16 + 4 * k);
+            for (size_t j = 0; j < R; ++j) {
+              P[0][j][t] = _mm512_dpbusd_epi32(P[0][j][t], lo[j], xl);
+              P[kC - 1][j][t] = _mm512_dpbusd_epi32(P[kC - 1][j][t], hi[j], xh);
+            }
+          }
+        }
+      } else {
+        for (size_t k = 0; k < 8; ++k) {
+          __m512i c[R];
+          for (size_t j = 0; j < R; ++j) c[j] = _mm512_loadu_si512(blk + j * tile_bytes + 64 * k);
+          for (size_t t = 0; t < kT; ++t) {
+            const __m512i x = xword(t, b * kPackBlock + 4 * k);
+            for (size_t j = 0; j < R; ++j) P[k % kC][j][t] = _mm512_dpbusd_epi32(P[k % kC][j][t], c[j], x);
+          }
+        }
+      }
+      for (size_t t = 0; t < kT; ++t) {
+        const __m512 sv = _mm512_set1_ps(s[t][b]);
+        for (size_t j = 0; j < R; ++j) {
+          __m512i p = P[0][j][t];
+          if constexpr (kC == 2) p = _mm512_add_epi32(p, P[1][j][t]);
+          accg[j][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sv, accg[j][t]);
+        }
+      }
+    }
+    for (size_t j = 0; j < R; ++j) {
+      const auto* dh = reinterpret_cast<const __m256i*>(tiles + j * tile_bytes + code_bytes) + g;
+      const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256(dh));
+      __m512 mv = dv;
+      if constexpr (!kSym) mv = _mm512_cvtph_ps(_mm256_loadu_si256(dh + ng));
+      for (size_t t = 0; t < kT; ++t) {
+        acc[j][t] = _mm512_fmadd_ps(accg[j][t], dv, acc[j][t]);
+        if constexpr (!kSym) acc[j][t] = _mm512_fmadd_ps(mv, _mm512_set1_ps(gsum[t][g]), acc[j][t]);
+      }
+    }
+  }
+  for (size_t j = 0; j < R; ++j)
+    for (size_t t = 0; t < kT; ++t) _mm512_storeu_ps(y + t * ldy + 16 * j, acc[j][t]);
+}
+
+template <bool k4, bool kSym, size_t R>
+LOWBIT_Q_ATTR void A8TiledTokens(const uint8_t* tiles, size_t tile_bytes, size_t code_bytes, const A8Acts& a,
+                                 size_t ng, size_t gb, int zshift, float* y, size_t rows) {
+  size_t t = 0;
+  for (; t + 4 <= a.n_tokens; t += 4)
+    A8TiledTile<k4, kSym, R, 4>(tiles, tile_bytes, code_bytes, a, t, ng, gb, zshift, y + t * rows, rows);
+  switch (a.n_tokens - t) {
+    case 3: A8TiledTile<k4, kSym, R, 3>(tiles, tile_bytes, code_bytes, a, t, ng, gb, zshift, y + t * rows, rows); break;
+    case 2: A8TiledTile<k4, kSym, R, 2>(tiles, tile_bytes, code_bytes, a, t, ng, gb, zshift, y + t * rows, rows); break;
+    case 1: A8TiledTile<k4, kSym, R, 1>(tiles, tile_bytes, code_bytes, a, t, ng, gb, zshift, y + t * rows, rows); break;
+    default: break;
+  }
+}
+
+template <bool k4, bool kSym>
+LOWBIT_Q_ATTR void A8TiledRangeT(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
+  const PackedDesc& desc = W.desc;
+  const size_t tb = row_tile_bytes(desc), cb = kTileRows * desc.row_code_bytes();
+  const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock;
+  const int zs = desc.bits - 1;
+  size_t t = tile0;
+  // Two tiles (32 rows) per register tile when there are tokens enough to share each decoded chunk.
+  if (a.n_tokens >= 4)
+    for (; t + 2 <= tile1; t += 2)
+      A8TiledTokens<k4, kSym, 2>(W.tiles + t * tb, tb, cb, a, ng, gb, zs, y + t * kTileRows, desc.rows);
+  for (; t < tile1; ++t)
+    A8TiledTokens<k4, kSym, 1>(W.tiles + t * tb, tb, cb, a, ng, gb, zs, y + t * kTileRows, desc.rows);
+}
+
+// Tiles [tile0, tile1) (rows 16·tile0 ..), all tokens; W.tiles set (row_tiles_fit).
+LOWBIT_Q_ATTR void A8TiledRange(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
+  const bool k4 = W.desc.bits == 4, sym = !W.desc.has_zeros;
+  if (k4)
+    sym ? A8TiledRangeT<true, true>(W, a, tile0, tile1, y) : A8TiledRangeT<true, false>(W, a, tile0, tile1, y);
+  else
+    sym ? A8TiledRangeT<false, true>(W, a, tile0, tile1, y) : A8TiledRangeT<false, false>(W, a, tile0, tile1, y);
+}
+#endif  // LOWBIT_Q_VNNI
 
 #undef LOWBIT_QF
 

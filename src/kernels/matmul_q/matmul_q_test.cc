@@ -19,6 +19,7 @@
 #include "kernels/tuning.h"
 #include "lowbit/error.h"
 #include "quant/packed.h"
+#include "quant/row_tiles.h"
 #include "quant/rtn.h"
 // clang-format off
 #include "kernels/hwy_targets.h"
@@ -683,6 +684,129 @@ TEST(MatmulQ, RejectsBadWeights) {
   EXPECT_THROW(kernels::matmul_q(pool, W, x.data(), 1, y.data()), Error);
   W.desc.group_size = 32;
   EXPECT_THROW(kernels::matmul_q(pool, W, x.data(), 1, y.data()), Error);  // missing blobs
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Row tiles (quant/row_tiles.h)
+
+std::vector<uint8_t> tiles_of(const PackedMatrix& W) {
+  std::vector<uint8_t> t(row_tiles_bytes(W.desc));
+  build_row_tiles(W, 0, W.desc.rows / kTileRows, t.data());
+  return t;
+}
+
+TEST(RowTiles, FitAndSizes) {
+  PackedDesc d;
+  d.bits = 4;
+  d.rows = 48;
+  d.cols = 576;
+  d.group_size = 64;
+  d.act = ActivationMode::DynamicInt8;
+  for (bool zeros : {false, true}) {
+    d.has_zeros = zeros;
+    EXPECT_TRUE(row_tiles_fit(d));
+    EXPECT_EQ(row_tiles_bytes(d), d.total_bytes());  // the same bytes, rearranged
+  }
+  PackedDesc bad = d;
+  bad.rows = 40;
+  EXPECT_FALSE(row_tiles_fit(bad));
+  bad = d;
+  bad.bits = 3;
+  EXPECT_FALSE(row_tiles_fit(bad));
+  bad = d;
+  bad.group_size = 48;
+  EXPECT_FALSE(row_tiles_fit(bad));
+  bad = d;
+  bad.act = ActivationMode::WeightOnly;
+  EXPECT_FALSE(row_tiles_fit(bad));
+}
+
+// Reading a row back from the tiles gives the row layout's floats exactly (embedding lookups of a tiled table).
+TEST(RowTiles, DequantizeMatchesRowLayout) {
+  uint32_t seed = 9000;
+  for (int bits : {4, 8})
+    for (bool zeros : {false, true})
+      for (const Shape& sh : {Shape{32, 32}, Shape{576, 64}, Shape{576, 192}, Shape{160, 32}, Shape{256, 256}}) {
+        PackedDesc d;
+        d.bits = bits;
+        d.has_zeros = zeros;
+        d.act = ActivationMode::DynamicInt8;
+        d.rows = 48;
+        d.cols = sh.cols;
+        d.group_size = sh.group;
+        const PackedStorage s = random_packed(d, seed++);
+        const std::vector<uint8_t> tiles = tiles_of(s.view());
+        PackedMatrix tiled{d, nullptr, nullptr, nullptr, tiles.data()};
+        std::vector<float> a(d.cols), b(d.cols);
+        for (size_t r = 0; r < d.rows; ++r) {
+          dequantize_packed_row(s.view(), r, a.data());
+          dequantize_packed_row(tiled, r, b.data());
+          ASSERT_EQ(std::memcmp(a.data(), b.data(), d.cols * 4), 0) << describe(d) << " row " << r;
+        }
+      }
+}
+
+// The tiled kernels (the row-layout blobs removed, so nothing else can answer) against the reference, decode
+// and prefill token counts, 1 and 2 threads, several tuning settings.
+TEST(RowTiles, MatmulMatchesReference) {
+  if (!kernels::matmul_q_uses_row_tiles()) GTEST_SKIP() << "no row-tile kernels on " << kernels::matmul_q_target_name();
+  ThreadPool pool1(1), pool2(2);
+  const kernels::KernelTuning saved = kernels::kernel_tuning();
+  uint32_t seed = 9500;
+  double worst = 0;
+  int checks = 0;
+  for (const kernels::KernelTuning& tuning :
+       {saved, kernels::KernelTuning{2, 7, 1}, kernels::KernelTuning{9, 0, 64}}) {
+    kernels::set_kernel_tuning(tuning);
+    for (int bits : {4, 8})
+      for (bool zeros : {false, true})
+        for (const Shape& sh : {Shape{32, 32}, Shape{96, 96}, Shape{576, 32}, Shape{576, 64}, Shape{576, 192},
+                                Shape{160, 32}, Shape{2048, 128}})
+          for (auto [rows, n] : {std::pair<size_t, size_t>{16, 1}, {48, 2}, {80, 3}, {16, 4}, {48, 5}, {160, 1},
+                                 {80, 7}, {48, 17}, {160, 33}}) {
+            PackedDesc d;
+            d.bits = bits;
+            d.has_zeros = zeros;
+            d.act = ActivationMode::DynamicInt8;
+            d.rows = rows;
+            d.cols = sh.cols;
+            d.group_size = sh.group;
+            const PackedStorage s = random_packed(d, seed);
+            const std::vector<uint8_t> tiles = tiles_of(s.view());
+            const PackedMatrix W{d, nullptr, nullptr, nullptr, tiles.data()};
+            std::vector<float> x = random_floats(n * d.cols, seed + 1);
+            ++seed;
+            std::vector<float> want(d.rows * n);
+            kernels::ref::matmul_q(s.view(), x.data(), n, want.data());
+            const double floor = typical_output(s.view(), x.data(), n);
+            for (ThreadPool* pool : {&pool1, &pool2}) {
+              std::vector<float> got(d.rows * n, std::numeric_limits<float>::quiet_NaN());
+              kernels::matmul_q(*pool, W, x.data(), n, got.data());
+              const double err = scaled_error(got, want, floor);
+              worst = std::max(worst, err);
+              ++checks;
+              ASSERT_LE(err, 1e-5) << describe(d) << " tokens " << n << " threads " << pool->size();
+            }
+          }
+  }
+  kernels::set_kernel_tuning(saved);
+  std::printf("row tiles: %d checks, worst scaled error %.2e\n", checks, worst);
+}
+
+TEST(RowTiles, RejectedWhereTheyDoNotFit) {
+  ThreadPool pool(1);
+  PackedDesc d;
+  d.bits = 4;
+  d.rows = 16;
+  d.cols = 64;
+  d.group_size = 32;
+  d.act = ActivationMode::WeightOnly;  // no tiles for weight-only matrices
+  const PackedStorage s = random_packed(d, 1);
+  std::vector<uint8_t> junk(d.total_bytes());
+  PackedMatrix W = s.view();
+  W.tiles = junk.data();
+  std::vector<float> x(64), y(16);
+  EXPECT_THROW(kernels::matmul_q(pool, W, x.data(), 1, y.data()), Error);
 }
 
 }  // namespace
