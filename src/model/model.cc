@@ -57,7 +57,9 @@ std::shared_ptr<Model> ModelLoader::from_gguf(const std::string& path, const Loa
          c.vocab_size);
   ThreadPool pool(options.threads > 0 ? options.threads : default_thread_count());
   const uint64_t D = c.dim, KV = c.kv_dim(), F = c.ffn_dim, V = c.vocab_size;
-  WeightBuilder build(pool, options.recipe, c.tied_output);
+  // Each weight is rearranged for the kernels as soon as it is built (only one matrix is ever held in both
+  // layouts).
+  WeightBuilder build(pool, options.recipe, c.tied_output, options.row_tiles);
   if (options.recipe) m->recipe_json_ = options.recipe->json;
 
   const GgufTensor& embd = expect(g, "token_embd.weight", {D, V});
@@ -97,7 +99,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   } else {
     m = ModelLoader::from_gguf(path, options);
   }
-  if (options.row_tiles) {
+  if (options.row_tiles) {  // (no-op for weights already tiled in from_gguf)
     ThreadPool pool(options.threads > 0 ? options.threads : default_thread_count());
     m->token_embd_.use_row_tiles(pool);
     m->output_.use_row_tiles(pool);

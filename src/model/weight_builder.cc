@@ -55,8 +55,8 @@ PackedRows rows_at(Weight& w, size_t row) {
 
 }  // namespace
 
-WeightBuilder::WeightBuilder(ThreadPool& pool, const std::optional<Recipe>& recipe, bool tied_output)
-    : pool_(pool), recipe_(recipe), tied_(tied_output) {}
+WeightBuilder::WeightBuilder(ThreadPool& pool, const std::optional<Recipe>& recipe, bool tied_output, bool row_tiles)
+    : pool_(pool), recipe_(recipe), tied_(tied_output), row_tiles_(row_tiles) {}
 
 std::optional<QuantSpec> WeightBuilder::spec_for(WeightRole role) const {
   if (!recipe_) return std::nullopt;
@@ -73,6 +73,12 @@ bool WeightBuilder::output_differs_from_embedding() const {
 }
 
 Weight WeightBuilder::make(const std::vector<const GgufTensor*>& parts, WeightRole role) const {
+  Weight w = make_in_row_layout(parts, role);
+  if (row_tiles_) w.use_row_tiles(pool_);
+  return w;
+}
+
+Weight WeightBuilder::make_in_row_layout(const std::vector<const GgufTensor*>& parts, WeightRole role) const {
   for (auto* p : parts)
     if (p->ne[0] != parts[0]->ne[0]) fail("tensors {}: row lengths differ", part_names(parts));
   std::optional<QuantSpec> spec = spec_for(role);

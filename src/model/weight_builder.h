@@ -17,7 +17,8 @@ enum class WeightRole { Linear, Embedding, Output };
 
 class WeightBuilder {
  public:
-  WeightBuilder(ThreadPool& pool, const std::optional<Recipe>& recipe, bool tied_output);
+  // row_tiles: rearrange each weight for this CPU's kernels once built (Weight::use_row_tiles).
+  WeightBuilder(ThreadPool& pool, const std::optional<Recipe>& recipe, bool tied_output, bool row_tiles = false);
 
   // Stacks `parts` (same row length) into one weight of the given role.
   Weight make(const std::vector<const GgufTensor*>& parts, WeightRole role) const;
@@ -25,6 +26,7 @@ class WeightBuilder {
   bool output_differs_from_embedding() const;
 
  private:
+  Weight make_in_row_layout(const std::vector<const GgufTensor*>& parts, WeightRole role) const;
   std::optional<QuantSpec> spec_for(WeightRole role) const;
   Weight make_dense(const std::vector<const GgufTensor*>& parts, WeightDtype dtype) const;
   Weight make_quantized(const std::vector<const GgufTensor*>& parts, const QuantSpec& spec, bool a8) const;
@@ -35,6 +37,7 @@ class WeightBuilder {
   ThreadPool& pool_;
   std::optional<Recipe> recipe_;
   bool tied_;
+  bool row_tiles_;
   mutable std::set<std::string> adjusted_groups_;  // substitutions already noted
 };
 

@@ -752,8 +752,12 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
     for (size_t t0 = 0; t0 < n_tokens; t0 += tb) {
       const A8Acts b = a.tokens(t0, std::min(tb, n_tokens - t0));
       float* yb = y + t0 * desc.rows;
-      pool.parallel_for(n_tiles, grain,
-                        [&](size_t i0, size_t i1) HWY_ATTR { avx512_vnni::A8TiledRange(W, b, i0, i1, yb); });
+      pool.parallel_for(n_tiles, grain, [&](size_t i0, size_t i1) HWY_ATTR {
+        if (prefill)
+          avx512_vnni::A8TiledOuterRange(W, b, i0, i1, yb);
+        else
+          avx512_vnni::A8TiledDotRange(W, b, i0, i1, yb);
+      });
     }
     return;
   }

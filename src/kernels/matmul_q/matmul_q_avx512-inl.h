@@ -855,42 +855,88 @@ LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, s
     for (size_t t = 0; t < kT; ++t) _mm512_storeu_ps(y + t * ldy + 16 * j, acc[j][t]);
 }
 
-template <bool k4, bool kSym, size_t R>
-LOWBIT_Q_ATTR void A8TiledTokens(const uint8_t* tiles, size_t tile_bytes, size_t code_bytes, const A8Acts& a,
-                                 size_t ng, size_t gb, int zshift, float* y, size_t rows) {
-  size_t t = 0;
-  for (; t + 4 <= a.n_tokens; t += 4)
-    A8TiledTile<k4, kSym, R, 4>(tiles, tile_bytes, code_bytes, a, t, ng, gb, zshift, y + t * rows, rows);
-  switch (a.n_tokens - t) {
-    case 3: A8TiledTile<k4, kSym, R, 3>(tiles, tile_bytes, code_bytes, a, t, ng, gb, zshift, y + t * rows, rows); break;
-    case 2: A8TiledTile<k4, kSym, R, 2>(tiles, tile_bytes, code_bytes, a, t, ng, gb, zshift, y + t * rows, rows); break;
-    case 1: A8TiledTile<k4, kSym, R, 1>(tiles, tile_bytes, code_bytes, a, t, ng, gb, zshift, y + t * rows, rows); break;
-    default: break;
+template <bool k4, bool kSym>
+LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
+  const PackedDesc& desc = W.desc;
+  const size_t tb = row_tile_bytes(desc), cb = kTileRows * desc.row_code_bytes();
+  const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, rows = desc.rows;
+  const int zs = desc.bits - 1;
+  for (size_t i = tile0; i < tile1; ++i) {
+    const uint8_t* tile = W.tiles + i * tb;
+    float* yi = y + i * kTileRows;
+    size_t t = 0;
+    for (; t + 4 <= a.n_tokens; t += 4)
+      A8TiledTile<k4, kSym, 1, 4>(tile, tb, cb, a, t, ng, gb, zs, yi + t * rows, rows);
+    switch (a.n_tokens - t) {
+      case 3: A8TiledTile<k4, kSym, 1, 3>(tile, tb, cb, a, t, ng, gb, zs, yi + t * rows, rows); break;
+      case 2: A8TiledTile<k4, kSym, 1, 2>(tile, tb, cb, a, t, ng, gb, zs, yi + t * rows, rows); break;
+      case 1: A8TiledTile<k4, kSym, 1, 1>(tile, tb, cb, a, t, ng, gb, zs, yi + t * rows, rows); break;
+      default: break;
+    }
   }
 }
 
-template <bool k4, bool kSym>
-LOWBIT_Q_ATTR void A8TiledRangeT(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
-  const PackedDesc& desc = W.desc;
-  const size_t tb = row_tile_bytes(desc), cb = kTileRows * desc.row_code_bytes();
-  const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock;
-  const int zs = desc.bits - 1;
-  size_t t = tile0;
-  // Two tiles (32 rows) per register tile when there are tokens enough to share each decoded chunk.
-  if (a.n_tokens >= 4)
-    for (; t + 2 <= tile1; t += 2)
-      A8TiledTokens<k4, kSym, 2>(W.tiles + t * tb, tb, cb, a, ng, gb, zs, y + t * kTileRows, desc.rows);
-  for (; t < tile1; ++t)
-    A8TiledTokens<k4, kSym, 1>(W.tiles + t * tb, tb, cb, a, ng, gb, zs, y + t * kTileRows, desc.rows);
-}
-
-// Tiles [tile0, tile1) (rows 16·tile0 ..), all tokens; W.tiles set (row_tiles_fit).
-LOWBIT_Q_ATTR void A8TiledRange(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
+// Decode (few tokens): tiles [tile0, tile1), multiplied straight from the tiles.
+LOWBIT_Q_ATTR void A8TiledDotRange(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
   const bool k4 = W.desc.bits == 4, sym = !W.desc.has_zeros;
   if (k4)
-    sym ? A8TiledRangeT<true, true>(W, a, tile0, tile1, y) : A8TiledRangeT<true, false>(W, a, tile0, tile1, y);
+    sym ? A8TiledDotT<true, true>(W, a, tile0, tile1, y) : A8TiledDotT<true, false>(W, a, tile0, tile1, y);
   else
-    sym ? A8TiledRangeT<false, true>(W, a, tile0, tile1, y) : A8TiledRangeT<false, false>(W, a, tile0, tile1, y);
+    sym ? A8TiledDotT<false, true>(W, a, tile0, tile1, y) : A8TiledDotT<false, false>(W, a, tile0, tile1, y);
+}
+
+// Prefill: two tiles at a time are expanded into the outer-product panel (one byte per code, the layout of
+// A8OuterTile above: 4-bit chunks split into their low and high nibbles, scales to floats), once per token
+// block, and multiplied with A8OuterTile, whose inner loop then does nothing but vpdpbusd (decoding in that
+// loop cost 15-30% at 4 tokens per register tile). Tiles [tile0, tile1), tile0 even.
+LOWBIT_Q_ATTR void A8TiledOuterRange(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
+  const PackedDesc& desc = W.desc;
+  const size_t tb = row_tile_bytes(desc), cb = kTileRows * desc.row_code_bytes();
+  const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, nb = desc.n_blocks(), rows = desc.rows;
+  const bool k4 = desc.bits == 4;
+  thread_local Scratch<uint32_t> panel_buf;
+  thread_local Scratch<float> f_buf;
+  uint32_t* panel = panel_buf.get(nb * 8 * kPanelRows);
+  float* Dp = f_buf.get(2 * ng * kPanelRows);
+  float* Mp = Dp + ng * kPanelRows;
+  const __m512i lo4 = _mm512_set1_epi8(0x0F);
+  for (size_t i = tile0; i < tile1; i += 2) {
+    const size_t nt = std::min<size_t>(2, tile1 - i);  // an odd last tile: the second half stays zero
+    for (size_t h = 0; h < 2; ++h) {
+      const uint8_t* tile = W.tiles + (i + h) * tb;
+      for (size_t b = 0; b < nb; ++b) {
+        uint32_t* pb = panel + b * 8 * kPanelRows + 16 * h;
+        for (size_t kd = 0; kd < 8; ++kd) {
+          __m512i v = _mm512_setzero_si512();
+          if (h < nt) {
+            if (k4) {
+              const __m512i c = _mm512_loadu_si512(tile + b * 256 + 64 * (kd % 4));
+              v = _mm512_and_si512(kd < 4 ? c : _mm512_srli_epi16(c, 4), lo4);
+            } else {
+              v = _mm512_loadu_si512(tile + b * 512 + 64 * kd);
+            }
+          }
+          _mm512_storeu_si512(pb + kd * kPanelRows, v);
+        }
+      }
+      const auto* dh = reinterpret_cast<const __m256i*>(tile + cb);
+      for (size_t g = 0; g < ng; ++g) {
+        const bool real = h < nt;
+        _mm512_storeu_ps(Dp + g * kPanelRows + 16 * h,
+                         real ? _mm512_cvtph_ps(_mm256_loadu_si256(dh + g)) : _mm512_setzero_ps());
+        if (desc.has_zeros)
+          _mm512_storeu_ps(Mp + g * kPanelRows + 16 * h,
+                           real ? _mm512_cvtph_ps(_mm256_loadu_si256(dh + ng + g)) : _mm512_setzero_ps());
+      }
+    }
+    const int zs = desc.bits - 1;
+    float* yi = y + i * kTileRows;
+    const size_t nr = nt * kTileRows;
+    if (desc.has_zeros)
+      A8OuterTokens<false, false>(panel, Dp, Mp, a, ng, gb, zs, yi, rows, nr);
+    else
+      A8OuterTokens<false, true>(panel, Dp, Mp, a, ng, gb, zs, yi, rows, nr);
+  }
 }
 #endif  // LOWBIT_Q_VNNI
 

@@ -2,6 +2,8 @@
 // 576×1536, 49152×576 as rows × cols) and a TinyLlama-size 5632×2048, for 2/3/4/8-bit codes, both activation
 // modes; the fp32 matmul (kernels/ops.h) on the same shapes for comparison.
 // Counters: GB/s = bytes of weights (codes + scales + mins) per second; GOP/s = 2·rows·cols·tokens per second.
+// "tiles" = 1 gives int8-activation 4/8-bit matrices their row tiles (quant/row_tiles.h) as the loader does on
+// CPUs whose kernels use them; 0 keeps the row layout (compare the two).
 // "cold" runs cycle through enough copies of the matrix (>= 128 MiB) that every call streams it from DRAM, as
 // decode does with a whole model (L3 is 32 MiB here); "warm" runs reuse one copy (L2/L3 resident if it fits).
 #include <benchmark/benchmark.h>
@@ -14,6 +16,8 @@
 #include "kernels/half.h"
 #include "kernels/matmul_q/matmul_q.h"
 #include "kernels/ops.h"
+#include "lowbit/aligned_buffer.h"
+#include "quant/row_tiles.h"
 
 namespace lowbit::kernels {
 namespace {
@@ -52,7 +56,7 @@ std::vector<PackedStorage> make_copies(const PackedDesc& d, size_t n) {
   return out;
 }
 
-// args: rows, cols, tokens, bits, act (0 weight-only, 1 a8), group size (0 = channelwise), threads, cold
+// args: rows, cols, tokens, bits, act (0 weight-only, 1 a8), group size (0 = channelwise), threads, cold, tiles
 void BM_MatmulQ(benchmark::State& state) {
   PackedDesc d;
   d.rows = state.range(0);
@@ -65,16 +69,27 @@ void BM_MatmulQ(benchmark::State& state) {
   ThreadPool& pool = pool_of(int(state.range(6)));
   const bool cold = state.range(7) != 0;
   const std::vector<PackedStorage> copies = make_copies(d, copies_for(d.total_bytes(), cold));
+  const bool tiles = state.range(8) != 0 && matmul_q_uses_row_tiles() && row_tiles_fit(d);
+  std::vector<AlignedBuffer<uint8_t>> tiled(tiles ? copies.size() : 0);
+  std::vector<PackedMatrix> views;
+  for (size_t c = 0; c < copies.size(); ++c) {
+    views.push_back(copies[c].view());
+    if (!tiles) continue;
+    tiled[c].resize(row_tiles_bytes(d));
+    build_row_tiles(views[c], 0, d.rows / kTileRows, tiled[c].data());
+    views[c] = PackedMatrix{d, nullptr, nullptr, nullptr, tiled[c].data()};
+  }
   const std::vector<float> x = random_floats(n * d.cols, 2);
   std::vector<float> y(n * d.rows);
   size_t i = 0;
   for (auto _ : state) {
-    matmul_q(pool, copies[i].view(), x.data(), n, y.data());
+    matmul_q(pool, views[i], x.data(), n, y.data());
     if (++i == copies.size()) i = 0;
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  state.SetLabel(std::string(d.act == ActivationMode::DynamicInt8 ? "a8" : "wo") + " " + matmul_q_target_name());
+  state.SetLabel(std::string(d.act == ActivationMode::DynamicInt8 ? "a8" : "wo") + " " + matmul_q_target_name() +
+                 (tiles ? " tiles" : ""));
   state.counters["GOP/s"] = benchmark::Counter(2.0 * double(d.rows) * double(d.cols) * double(n) * 1e-9,
                                                benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GB/s"] =
@@ -87,30 +102,37 @@ void DecodeArgs(benchmark::internal::Benchmark* b) {
   for (int64_t threads : {2, 1})
     for (int64_t act : {1, 0})
       for (int64_t bits : {4, 8, 2, 3})
-        for (const auto& s : kShapes) b->Args({s[0], s[1], 1, bits, act, 32, threads, 1});
-  b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold"});
+        for (const auto& s : kShapes) b->Args({s[0], s[1], 1, bits, act, 32, threads, 1, 1});
+  b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold", "tiles"});
 }
 void PrefillArgs(benchmark::internal::Benchmark* b) {
   for (int64_t threads : {2, 1})
     for (int64_t act : {1, 0})
       for (int64_t bits : {4, 8, 2, 3})
-        for (const auto& s : kShapes) b->Args({s[0], s[1], 128, bits, act, 32, threads, 0});
-  b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold"});
+        for (const auto& s : kShapes) b->Args({s[0], s[1], 128, bits, act, 32, threads, 0, 1});
+  b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold", "tiles"});
 }
 void VariantArgs(benchmark::internal::Benchmark* b) {
   for (int64_t act : {1, 0})
     for (int64_t group : {128, 0}) {
-      b->Args({5632, 2048, 1, 4, act, group, 2, 1});
-      b->Args({5632, 2048, 128, 4, act, group, 2, 0});
+      b->Args({5632, 2048, 1, 4, act, group, 2, 1, 1});
+      b->Args({5632, 2048, 128, 4, act, group, 2, 0, 1});
     }
   for (int64_t act : {1, 0}) {
-    b->Args({5632, 2048, 1, 4, act, 32, 1, 1});    // one thread
-    b->Args({5632, 2048, 1, 4, act, 32, 2, 0});    // warm (L3-resident)
-    b->Args({5632, 2048, 4, 4, act, 32, 2, 1});    // a few tokens (speculative decoding, small batches)
-    b->Args({5632, 2048, 16, 4, act, 32, 2, 0});
-    b->Args({5632, 2048, 512, 4, act, 32, 2, 0});
+    b->Args({5632, 2048, 1, 4, act, 32, 1, 1, 1});    // one thread
+    b->Args({5632, 2048, 1, 4, act, 32, 2, 0, 1});    // warm (L3-resident)
+    b->Args({5632, 2048, 4, 4, act, 32, 2, 1, 1});    // a few tokens (speculative decoding, small batches)
+    b->Args({5632, 2048, 16, 4, act, 32, 2, 0, 1});
+    b->Args({5632, 2048, 512, 4, act, 32, 2, 0, 1});
   }
-  b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold"});
+  for (int64_t bits : {4, 8})  // the row layout against row tiles (a8 only has tiles)
+    for (int64_t tiles : {0, 1}) {
+      b->Args({5632, 2048, 1, bits, 1, 32, 2, 1, tiles});
+      b->Args({5632, 2048, 1, bits, 1, 32, 1, 1, tiles});
+      b->Args({5632, 2048, 128, bits, 1, 32, 2, 0, tiles});
+      b->Args({2048, 5632, 128, bits, 1, 32, 2, 0, tiles});
+    }
+  b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold", "tiles"});
 }
 BENCHMARK(BM_MatmulQ)->Name("MatmulQ/decode")->Apply(DecodeArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MatmulQ)->Name("MatmulQ/prefill")->Apply(PrefillArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
