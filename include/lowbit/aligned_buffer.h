@@ -25,7 +25,8 @@ class AlignedBuffer {
     const size_t bytes = n * sizeof(T);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (bytes >= kHuge) {
-      const size_t len = (bytes + kHuge - 1) / kHuge * kHuge;
+      // (Not rounded up to 2 MiB: a partial last huge page would be faulted in whole.)
+      const size_t len = (bytes + 4095) / 4096 * 4096;
       void* m = mmap(nullptr, len + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (m == MAP_FAILED) throw std::bad_alloc();
       // Trim to a 2 MiB-aligned range of len bytes.

@@ -1,6 +1,7 @@
 // lowbit tune: QIGen-style per-CPU tuning. The performance model (kernels/tuning.cc) predicts the kernel
 // parameters from the caches; this times candidates around the prediction on TinyLlama-1.1B-shaped int8-
-// activation 4-bit matrices (Q4_0's arithmetic), keeps the fastest, and saves a profile that later runs load.
+// activation 4-bit matrices (Q4_0's arithmetic; decode from DRAM, prefill from cache), keeps the fastest, and
+// saves a profile that later runs load.
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -13,6 +14,7 @@
 #include "cli/common.h"
 #include "kernels/matmul_q/matmul_q.h"
 #include "kernels/tuning.h"
+#include "lowbit/aligned_buffer.h"
 #include "lowbit/error.h"
 #include "quant/row_tiles.h"
 #include "quant/rtn.h"
@@ -27,18 +29,21 @@ struct TuneArgs {
 };
 
 struct Workload {
-  std::vector<PackedStorage> weights;  // wo, gate|up, down of one TinyLlama layer
-  std::vector<std::vector<uint8_t>> tiles;  // their row tiles, when this CPU's kernels use them (as at load)
-  std::vector<PackedMatrix> views;
+  std::vector<PackedStorage> weights;                   // wo, gate|up, down of one TinyLlama layer
+  std::vector<PackedStorage> weight_copies;             // further row-layout copies (CPUs without row tiles)
+  std::vector<AlignedBuffer<uint8_t>> tiles;            // row tiles of every copy, as at load (CPUs with them)
+  std::vector<std::vector<PackedMatrix>> copies;        // copies[c][i]: matrix i of copy c
   std::vector<float> x, y;
 };
 
-Workload make_workload(ThreadPool& pool) {
+// Decode streams weights from DRAM: the decode timings cycle through enough copies of the layer (4× the L3)
+// that none is cache-resident; prefill timings reuse copy 0 (compute-bound).
+Workload make_workload(ThreadPool& pool, size_t l3_bytes) {
   Workload w;
   const std::pair<size_t, size_t> shapes[] = {{2048, 2048}, {11264, 2048}, {2048, 5632}};  // rows × cols
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 0.02f);
-  size_t max_cols = 0, max_rows = 0;
+  size_t max_cols = 0, max_rows = 0, layer_bytes = 0;
   for (auto [rows, cols] : shapes) {
     std::vector<float> f(rows * cols);
     for (auto& v : f) v = nd(rng);
@@ -50,17 +55,26 @@ Workload make_workload(ThreadPool& pool) {
     d.rows = rows;
     d.cols = cols;
     w.weights.push_back(quantize_rtn(pool, f.data(), d));
+    layer_bytes += d.total_bytes();
     max_cols = std::max(max_cols, cols), max_rows = std::max(max_rows, rows);
   }
-  w.tiles.resize(w.weights.size());
-  for (size_t i = 0; i < w.weights.size(); ++i) {
-    PackedMatrix v = w.weights[i].view();
-    if (kernels::matmul_q_uses_row_tiles() && row_tiles_fit(v.desc)) {
-      w.tiles[i].resize(row_tiles_bytes(v.desc));
-      build_row_tiles(v, 0, v.desc.rows / kTileRows, w.tiles[i].data());
-      v.tiles = w.tiles[i].data();
+  const size_t n_copies = std::clamp<size_t>(4 * l3_bytes / layer_bytes + 1, 2, 16);
+  const bool tiled = kernels::matmul_q_uses_row_tiles();
+  if (!tiled)
+    for (size_t c = 1; c < n_copies; ++c)
+      for (const auto& m : w.weights) w.weight_copies.push_back(m);
+  for (size_t c = 0; c < n_copies; ++c) {
+    std::vector<PackedMatrix> views;
+    for (size_t i = 0; i < w.weights.size(); ++i) {
+      PackedMatrix v = c == 0 || tiled ? w.weights[i].view() : w.weight_copies[(c - 1) * w.weights.size() + i].view();
+      if (tiled && row_tiles_fit(v.desc)) {
+        AlignedBuffer<uint8_t>& t = w.tiles.emplace_back(row_tiles_bytes(v.desc));
+        build_row_tiles(v, 0, v.desc.rows / kTileRows, t.data());
+        v = PackedMatrix{v.desc, nullptr, nullptr, nullptr, t.data()};
+      }
+      views.push_back(v);
     }
-    w.views.push_back(v);
+    w.copies.push_back(std::move(views));
   }
   w.x.resize(512 * max_cols);
   for (auto& v : w.x) v = nd(rng) * 50;
@@ -68,16 +82,20 @@ Workload make_workload(ThreadPool& pool) {
   return w;
 }
 
-// Seconds for one pass over the workload's matrices with n_tokens tokens (best of `repeats`; decode passes
-// are repeated to last ≥ ~20 ms).
+// Seconds for one pass over the layer with n_tokens tokens (best of `repeats`). Up to 16 tokens (decode,
+// small batches) each pass takes the next copy; single-token passes are repeated to last ≥ ~20 ms.
 double time_pass(ThreadPool& pool, Workload& w, size_t n_tokens, int repeats) {
   using clock = std::chrono::steady_clock;
   const int inner = n_tokens == 1 ? 20 : 1;
+  const bool cold = n_tokens <= 16;
+  static size_t next = 0;
   double best = 1e30;
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = clock::now();
-    for (int i = 0; i < inner; ++i)
-      for (const auto& W : w.views) kernels::matmul_q(pool, W, w.x.data(), n_tokens, w.y.data());
+    for (int i = 0; i < inner; ++i) {
+      const auto& layer = w.copies[cold ? next++ % w.copies.size() : 0];
+      for (const auto& W : layer) kernels::matmul_q(pool, W, w.x.data(), n_tokens, w.y.data());
+    }
     best = std::min(best, std::chrono::duration<double>(clock::now() - t0).count() / inner);
   }
   return best;
@@ -90,7 +108,7 @@ void run_tune(const TuneArgs& a) {
   fmt::print("cpu: {} ({}), L1d {} KiB, L2 {} KiB, L3 {} MiB, {} cores; {} threads\n", cpu.model_name, cpu.isa,
              cpu.l1d >> 10, cpu.l2 >> 10, cpu.l3 >> 20, cpu.cores, pool.size());
   fmt::print("workload: one TinyLlama-1.1B layer's wo, gate|up, down as a8w4 g32 (Q4_0 arithmetic)\n\n");
-  Workload w = make_workload(pool);
+  Workload w = make_workload(pool, cpu.l3);
   nlohmann::json notes = nlohmann::json::object();
   kernels::KernelTuning chosen = predicted;
   const auto timed = [&](const kernels::KernelTuning& t, size_t n) {
@@ -140,6 +158,21 @@ void run_tune(const TuneArgs& a) {
                        return x.second < y.second;
                      })->first;
 
+  // 4. Decode prefetch distance (row tiles only; 0 = none).
+  if (kernels::matmul_q_uses_row_tiles()) {
+    std::map<size_t, double> pf_s;
+    for (size_t pf : {size_t{0}, size_t{4096}, size_t{16384}, size_t{32768}, size_t{65536}, size_t{131072},
+                      size_t{262144}}) {
+      kernels::KernelTuning t = chosen;
+      t.decode_prefetch_bytes = pf;
+      pf_s[pf] = timed(t, 1);
+      notes["decode_prefetch_us"][std::to_string(pf)] = pf_s[pf] * 1e6;
+    }
+    chosen.decode_prefetch_bytes = std::min_element(pf_s.begin(), pf_s.end(), [](auto& x, auto& y) {
+                                     return x.second < y.second;
+                                   })->first;
+  }
+
   // Summary: each kernel's time with the compiled defaults, the prediction and the chosen parameters.
   fmt::print("| kernel (one layer) | compiled default | predicted (untuned) | tuned | tuned vs predicted | tuned vs default |\n");
   fmt::print("|---|---|---|---|---|---|\n");
@@ -157,6 +190,8 @@ void run_tune(const TuneArgs& a) {
   fmt::print("| a8_outer_min_tokens | {} | {} | {} |\n", compiled.a8_outer_min_tokens, predicted.a8_outer_min_tokens,
              chosen.a8_outer_min_tokens);
   fmt::print("| dot_grain | {} | {} | {} |\n", compiled.dot_grain, predicted.dot_grain, chosen.dot_grain);
+  fmt::print("| decode_prefetch_bytes (0 = none) | {} | {} | {} |\n", compiled.decode_prefetch_bytes,
+             predicted.decode_prefetch_bytes, chosen.decode_prefetch_bytes);
   const std::string out = a.out.empty() ? kernels::default_tune_profile_path() : a.out;
   kernels::save_tune_profile(out, cpu, chosen, notes.dump());
   kernels::set_kernel_tuning(chosen);

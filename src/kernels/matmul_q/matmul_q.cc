@@ -756,7 +756,7 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
         if (prefill)
           avx512_vnni::A8TiledOuterRange(W, b, i0, i1, yb);
         else
-          avx512_vnni::A8TiledDotRange(W, b, i0, i1, yb);
+          avx512_vnni::A8TiledDotRange(W, b, i0, i1, tuning.decode_prefetch_bytes, yb);
       });
     }
     return;

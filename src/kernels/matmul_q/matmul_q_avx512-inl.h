@@ -766,11 +766,12 @@ LOWBIT_Q_ATTR void A8OuterRange(const PackedMatrix& W, const A8Acts& a, size_t r
 // advances 16 rows × 4 columns straight from the loaded weights (4-bit: an AND, or a shift and an AND, per
 // nibble half). Outputs come out 16 rows per vector: no horizontal sums, no panel build, and one sequential
 // stream of weights per tile. A register tile is R tiles (16·R rows) × kT tokens; with fewer than 4
-// accumulator chains (decode) each block's dots alternate between two chains.
+// accumulator chains (decode) each block's dots alternate between two chains. pf: prefetch distance in bytes
+// (KernelTuning::decode_prefetch_bytes), 0 = none.
 template <bool k4, bool kSym, size_t R, size_t kT>
 LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, size_t tile_bytes, size_t code_bytes,
                                              const A8Acts& a, size_t t0, size_t ng, size_t gb, int zshift,
-                                             float* HWY_RESTRICT y, size_t ldy) {
+                                             size_t pf, float* HWY_RESTRICT y, size_t ldy) {
   constexpr size_t kC = R * kT >= 4 ? 1 : 2;     // chains per (tile, token)
   constexpr size_t kBlockBytes = k4 ? 256 : 512;  // one block of 16 rows
   const int8_t* xq[kT];
@@ -805,6 +806,10 @@ LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, s
         }
       }
       const uint8_t* blk = tiles + b * kBlockBytes;
+      if (pf)  // (lines past the end of the matrix: prefetches never fault)
+        for (size_t j = 0; j < R; ++j)
+          for (size_t l = 0; l < kBlockBytes; l += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(blk + j * tile_bytes + pf + l), _MM_HINT_T1);
       if constexpr (k4) {
         for (size_t k = 0; k < 4; ++k) {
           __m512i lo[R], hi[R];
@@ -856,7 +861,8 @@ LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, s
 }
 
 template <bool k4, bool kSym>
-LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
+LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, size_t pf,
+                               float* y) {
   const PackedDesc& desc = W.desc;
   const size_t tb = row_tile_bytes(desc), cb = kTileRows * desc.row_code_bytes();
   const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, rows = desc.rows;
@@ -866,23 +872,24 @@ LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t ti
     float* yi = y + i * kTileRows;
     size_t t = 0;
     for (; t + 4 <= a.n_tokens; t += 4)
-      A8TiledTile<k4, kSym, 1, 4>(tile, tb, cb, a, t, ng, gb, zs, yi + t * rows, rows);
+      A8TiledTile<k4, kSym, 1, 4>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows);
     switch (a.n_tokens - t) {
-      case 3: A8TiledTile<k4, kSym, 1, 3>(tile, tb, cb, a, t, ng, gb, zs, yi + t * rows, rows); break;
-      case 2: A8TiledTile<k4, kSym, 1, 2>(tile, tb, cb, a, t, ng, gb, zs, yi + t * rows, rows); break;
-      case 1: A8TiledTile<k4, kSym, 1, 1>(tile, tb, cb, a, t, ng, gb, zs, yi + t * rows, rows); break;
+      case 3: A8TiledTile<k4, kSym, 1, 3>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
+      case 2: A8TiledTile<k4, kSym, 1, 2>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
+      case 1: A8TiledTile<k4, kSym, 1, 1>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
       default: break;
     }
   }
 }
 
 // Decode (few tokens): tiles [tile0, tile1), multiplied straight from the tiles.
-LOWBIT_Q_ATTR void A8TiledDotRange(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
+LOWBIT_Q_ATTR void A8TiledDotRange(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, size_t pf,
+                                   float* y) {
   const bool k4 = W.desc.bits == 4, sym = !W.desc.has_zeros;
   if (k4)
-    sym ? A8TiledDotT<true, true>(W, a, tile0, tile1, y) : A8TiledDotT<true, false>(W, a, tile0, tile1, y);
+    sym ? A8TiledDotT<true, true>(W, a, tile0, tile1, pf, y) : A8TiledDotT<true, false>(W, a, tile0, tile1, pf, y);
   else
-    sym ? A8TiledDotT<false, true>(W, a, tile0, tile1, y) : A8TiledDotT<false, false>(W, a, tile0, tile1, y);
+    sym ? A8TiledDotT<false, true>(W, a, tile0, tile1, pf, y) : A8TiledDotT<false, false>(W, a, tile0, tile1, pf, y);
 }
 
 // Prefill: two tiles at a time are expanded into the outer-product panel (one byte per code, the layout of
