@@ -90,7 +90,9 @@ TEST(QuantizedModel, RowTilesKeepLogits) {
     cfg.n_kv_heads = 1;
     cfg.ffn = 192;
     auto info = test::write_tiny_llama(dir.path() + "/m.gguf", cfg);
-    for (const char* recipe : {"", R"({"linear:a8wxdq": {"bitwidth": 8, "groupsize": 32, "has_weight_zeros": true}})"}) {
+    for (const char* recipe : {"", R"({"linear:a8wxdq": {"bitwidth": 8, "groupsize": 32, "has_weight_zeros": true}})",
+                               R"({"linear:a8wxdq": {"bitwidth": 3, "groupsize": 32, "has_weight_zeros": true}})",
+                               R"({"linear:a8wxdq": {"bitwidth": 2, "groupsize": 96}})"}) {
       SCOPED_TRACE(std::string(tied ? "tied " : "untied ") + recipe);
       LoadOptions rows, tiles;
       if (*recipe) rows.recipe = tiles.recipe = Recipe::parse(recipe);

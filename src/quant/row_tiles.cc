@@ -11,20 +11,31 @@ namespace {
 
 size_t tile_code_bytes(const PackedDesc& d) { return kTileRows * d.row_code_bytes(); }
 
-// Byte offset, within a tile's codes, of code (r, col); for 4-bit also whether it is the high nibble.
-size_t tiled_code_offset(const PackedDesc& d, size_t r, size_t col, bool* high) {
+// Where code (r, col) of a tile lives: byte offset within the tile's codes, and the bit shift and width of its
+// bits there (3-bit codes have two parts: the low 2 bits as in the 2-bit layout, the high bit in chunk 2).
+struct CodeBits {
+  size_t off;
+  int shift, width;
+};
+void code_bits(const PackedDesc& d, size_t r, size_t col, CodeBits* lo, CodeBits* hi) {
   const size_t b = col / kPackBlock, j = col % kPackBlock;
   const size_t block = b * d.block_bytes() * kTileRows;
-  if (d.bits == 8) return block + (j / 4) * 64 + 4 * r + j % 4;
-  *high = j >= 16;
-  const size_t jj = j % 16;
-  return block + (jj / 4) * 64 + 4 * r + jj % 4;
+  const size_t e = j % 4;
+  switch (d.bits) {
+    case 8: *lo = {block + (j / 4) * 64 + 4 * r + e, 0, 8}; break;
+    case 4: *lo = {block + ((j % 16) / 4) * 64 + 4 * r + e, 4 * static_cast<int>(j / 16), 4}; break;
+    default:  // 2, 3
+      *lo = {block + (j / 16) * 64 + 4 * r + e, 2 * static_cast<int>((j % 16) / 4), 2};
+      if (d.bits == 3) *hi = {block + 128 + 4 * r + e, static_cast<int>(j / 4), 1};
+      break;
+  }
 }
 
 }  // namespace
 
 bool row_tiles_fit(const PackedDesc& d) {
-  return d.act == ActivationMode::DynamicInt8 && (d.bits == 4 || d.bits == 8) && d.group_size % kPackBlock == 0 &&
+  return d.act == ActivationMode::DynamicInt8 && (d.bits == 2 || d.bits == 3 || d.bits == 4 || d.bits == 8) &&
+         d.group_size % kPackBlock == 0 &&
          d.rows % kTileRows == 0;
 }
 
@@ -44,10 +55,11 @@ void build_row_tiles(const PackedMatrix& m, size_t t0, size_t t1, uint8_t* out) 
       const size_t row = t * kTileRows + r;
       const uint8_t* src = m.row_codes(row);
       for (size_t col = 0; col < d.cols; ++col) {
-        bool high = false;
-        const size_t off = tiled_code_offset(d, r, col, &high);
+        CodeBits lo{}, hi{};
+        code_bits(d, r, col, &lo, &hi);
         const uint32_t q = get_code(d, src, col);
-        tile[off] = static_cast<uint8_t>(tile[off] | (high ? q << 4 : q));
+        tile[lo.off] = static_cast<uint8_t>(tile[lo.off] | ((q & ((1u << lo.width) - 1)) << lo.shift));
+        if (d.bits == 3) tile[hi.off] = static_cast<uint8_t>(tile[hi.off] | ((q >> 2) << hi.shift));
       }
     }
     auto* dd = reinterpret_cast<uint16_t*>(tile + cb);
@@ -77,9 +89,10 @@ void dequantize_tiled_row(const PackedDesc& d, const uint8_t* tiles, size_t row,
       mn = kernels::half_to_f32(mh);
     }
     for (size_t col = g * d.group_size; col < (g + 1) * d.group_size; ++col) {
-      bool high = false;
-      const uint8_t byte = tile[tiled_code_offset(d, r, col, &high)];
-      const int q = d.bits == 8 ? byte : high ? byte >> 4 : byte & 0x0F;
+      CodeBits lo{}, hi{};
+      code_bits(d, r, col, &lo, &hi);
+      int q = (tile[lo.off] >> lo.shift) & ((1 << lo.width) - 1);
+      if (d.bits == 3) q |= ((tile[hi.off] >> hi.shift) & 1) << 2;
       // The same expressions as dequantize_packed_row.
       out[col] = d.has_zeros ? scale * static_cast<float>(q) + mn : scale * static_cast<float>(q - zero);
     }

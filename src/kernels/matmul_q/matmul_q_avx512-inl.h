@@ -768,12 +768,43 @@ LOWBIT_Q_ATTR void A8OuterRange(const PackedMatrix& W, const A8Acts& a, size_t r
 // stream of weights per tile. A register tile is R tiles (16·R rows) × kT tokens; with fewer than 4
 // accumulator chains (decode) each block's dots alternate between two chains. pf: prefetch distance in bytes
 // (KernelTuning::decode_prefetch_bytes), 0 = none.
-template <bool k4, bool kSym, size_t R, size_t kT>
+// The codes of columns 4kd .. 4kd+3 of one block of a tile (dword lane r = row r), one byte each, from the
+// block's chunks (quant/row_tiles.h): a load, a shift and an AND; 3-bit codes OR in their high bit.
+template <int kBits, int kd>
+LOWBIT_QF __m512i TileGroup(const uint8_t* blk) {
+  if constexpr (kBits == 8) {
+    return _mm512_loadu_si512(blk + 64 * kd);
+  } else if constexpr (kBits == 4) {
+    const __m512i v = _mm512_loadu_si512(blk + 64 * (kd % 4));
+    return _mm512_and_si512(kd < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+  } else {
+    const __m512i v = _mm512_loadu_si512(blk + 64 * (kd / 4));
+    __m512i c = _mm512_and_si512(_mm512_srli_epi16(v, 2 * (kd % 4)), _mm512_set1_epi8(0x03));
+    if constexpr (kBits == 3) {
+      const __m512i h = _mm512_loadu_si512(blk + 128);  // bit kd of each byte, moved to bit 2
+      const __m512i hb = kd >= 2 ? _mm512_srli_epi16(h, kd - 2) : _mm512_slli_epi16(h, 2 - kd);
+      c = _mm512_or_si512(c, _mm512_and_si512(hb, _mm512_set1_epi8(0x04)));
+    }
+    return c;
+  }
+}
+
+// Runtime kd (the prefill panel build, not a hot loop).
+template <int kBits, int kd = 0>
+LOWBIT_QF __m512i TileGroupAt(const uint8_t* blk, int at) {
+  if constexpr (kd == 7) {
+    return TileGroup<kBits, 7>(blk);
+  } else {
+    return at == kd ? TileGroup<kBits, kd>(blk) : TileGroupAt<kBits, kd + 1>(blk, at);
+  }
+}
+
+template <int kBits, bool kSym, size_t R, size_t kT>
 LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, size_t tile_bytes, size_t code_bytes,
                                              const A8Acts& a, size_t t0, size_t ng, size_t gb, int zshift,
                                              size_t pf, float* HWY_RESTRICT y, size_t ldy) {
   constexpr size_t kC = R * kT >= 4 ? 1 : 2;     // chains per (tile, token)
-  constexpr size_t kBlockBytes = k4 ? 256 : 512;  // one block of 16 rows
+  constexpr size_t kBlockBytes = 64 * kBits;  // one block of 16 rows
   const int8_t* xq[kT];
   const float* s[kT];
   const int32_t* isum[kT];
@@ -810,7 +841,21 @@ LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, s
         for (size_t j = 0; j < R; ++j)
           for (size_t l = 0; l < kBlockBytes; l += 64)
             _mm_prefetch(reinterpret_cast<const char*>(blk + j * tile_bytes + pf + l), _MM_HINT_T1);
-      if constexpr (k4) {
+      if constexpr (kBits == 2 || kBits == 3) {
+        [&]<size_t... kd>(std::index_sequence<kd...>) LOWBIT_Q_ATTR {
+          (
+              [&] {
+                __m512i c[R];
+                for (size_t j = 0; j < R; ++j) c[j] = TileGroup<kBits, int(kd)>(blk + j * tile_bytes);
+                for (size_t t = 0; t < kT; ++t) {
+                  const __m512i x = xword(t, b * kPackBlock + 4 * kd);
+                  for (size_t j = 0; j < R; ++j)
+                    P[kd % kC][j][t] = _mm512_dpbusd_epi32(P[kd % kC][j][t], c[j], x);
+                }
+              }(),
+              ...);
+        }(std::make_index_sequence<8>{});
+      } else if constexpr (kBits == 4) {
         for (size_t k = 0; k < 4; ++k) {
           __m512i lo[R], hi[R];
           for (size_t j = 0; j < R; ++j) {
@@ -860,7 +905,7 @@ LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, s
     for (size_t t = 0; t < kT; ++t) _mm512_storeu_ps(y + t * ldy + 16 * j, acc[j][t]);
 }
 
-template <bool k4, bool kSym>
+template <int kBits, bool kSym>
 LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, size_t pf,
                                float* y) {
   const PackedDesc& desc = W.desc;
@@ -872,11 +917,11 @@ LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t ti
     float* yi = y + i * kTileRows;
     size_t t = 0;
     for (; t + 4 <= a.n_tokens; t += 4)
-      A8TiledTile<k4, kSym, 1, 4>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows);
+      A8TiledTile<kBits, kSym, 1, 4>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows);
     switch (a.n_tokens - t) {
-      case 3: A8TiledTile<k4, kSym, 1, 3>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
-      case 2: A8TiledTile<k4, kSym, 1, 2>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
-      case 1: A8TiledTile<k4, kSym, 1, 1>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
+      case 3: A8TiledTile<kBits, kSym, 1, 3>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
+      case 2: A8TiledTile<kBits, kSym, 1, 2>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
+      case 1: A8TiledTile<kBits, kSym, 1, 1>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
       default: break;
     }
   }
@@ -885,11 +930,13 @@ LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t ti
 // Decode (few tokens): tiles [tile0, tile1), multiplied straight from the tiles.
 LOWBIT_Q_ATTR void A8TiledDotRange(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, size_t pf,
                                    float* y) {
-  const bool k4 = W.desc.bits == 4, sym = !W.desc.has_zeros;
-  if (k4)
-    sym ? A8TiledDotT<true, true>(W, a, tile0, tile1, pf, y) : A8TiledDotT<true, false>(W, a, tile0, tile1, pf, y);
-  else
-    sym ? A8TiledDotT<false, true>(W, a, tile0, tile1, pf, y) : A8TiledDotT<false, false>(W, a, tile0, tile1, pf, y);
+  const bool sym = !W.desc.has_zeros;
+  switch (W.desc.bits) {
+    case 2: return sym ? A8TiledDotT<2, true>(W, a, tile0, tile1, pf, y) : A8TiledDotT<2, false>(W, a, tile0, tile1, pf, y);
+    case 3: return sym ? A8TiledDotT<3, true>(W, a, tile0, tile1, pf, y) : A8TiledDotT<3, false>(W, a, tile0, tile1, pf, y);
+    case 4: return sym ? A8TiledDotT<4, true>(W, a, tile0, tile1, pf, y) : A8TiledDotT<4, false>(W, a, tile0, tile1, pf, y);
+    default: return sym ? A8TiledDotT<8, true>(W, a, tile0, tile1, pf, y) : A8TiledDotT<8, false>(W, a, tile0, tile1, pf, y);
+  }
 }
 
 // Prefill: two tiles at a time are expanded into the outer-product panel (one byte per code, the layout of
@@ -900,13 +947,12 @@ LOWBIT_Q_ATTR void A8TiledOuterRange(const PackedMatrix& W, const A8Acts& a, siz
   const PackedDesc& desc = W.desc;
   const size_t tb = row_tile_bytes(desc), cb = kTileRows * desc.row_code_bytes();
   const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, nb = desc.n_blocks(), rows = desc.rows;
-  const bool k4 = desc.bits == 4;
+  const size_t bb = 16 * desc.block_bytes();  // bytes of one block of a tile
   thread_local Scratch<uint32_t> panel_buf;
   thread_local Scratch<float> f_buf;
   uint32_t* panel = panel_buf.get(nb * 8 * kPanelRows);
   float* Dp = f_buf.get(2 * ng * kPanelRows);
   float* Mp = Dp + ng * kPanelRows;
-  const __m512i lo4 = _mm512_set1_epi8(0x0F);
   for (size_t i = tile0; i < tile1; i += 2) {
     const size_t nt = std::min<size_t>(2, tile1 - i);  // an odd last tile: the second half stays zero
     for (size_t h = 0; h < 2; ++h) {
@@ -916,11 +962,12 @@ LOWBIT_Q_ATTR void A8TiledOuterRange(const PackedMatrix& W, const A8Acts& a, siz
         for (size_t kd = 0; kd < 8; ++kd) {
           __m512i v = _mm512_setzero_si512();
           if (h < nt) {
-            if (k4) {
-              const __m512i c = _mm512_loadu_si512(tile + b * 256 + 64 * (kd % 4));
-              v = _mm512_and_si512(kd < 4 ? c : _mm512_srli_epi16(c, 4), lo4);
-            } else {
-              v = _mm512_loadu_si512(tile + b * 512 + 64 * kd);
+            const uint8_t* blk = tile + b * bb;
+            switch (desc.bits) {
+              case 2: v = TileGroupAt<2>(blk, int(kd)); break;
+              case 3: v = TileGroupAt<3>(blk, int(kd)); break;
+              case 4: v = TileGroupAt<4>(blk, int(kd)); break;
+              default: v = TileGroupAt<8>(blk, int(kd)); break;
             }
           }
           _mm512_storeu_si512(pb + kd * kPanelRows, v);
