@@ -3,7 +3,7 @@
 # ik_llama.cpp, on the very same GGUF files, all in one run, 2 threads by default.
 #
 #   bench/speed_table.sh LLAMA_CPP_BIN [--ik IK_LLAMA_BIN] [--ik-args "ARGS"] [--preset NAME] [--work DIR]
-#                        [--threads N] [--lowbit BIN] [--types "Q4_0 Q8_0 Q2_K Q3_K_S F16"]
+#                        [--threads N] [--lowbit BIN] [--types "Q4_0 Q8_0 Q2_K Q3_K_S F16"] [--rounds N]
 #
 # LLAMA_CPP_BIN / IK_LLAMA_BIN: folders holding llama-bench and llama-quantize (docs/benchmarks.md says how to
 # build them beside this project). --ik-args are extra llama-bench arguments for ik_llama.cpp (e.g. "-rtr 1"
@@ -16,14 +16,16 @@
 #   3. llama-bench (prefill of 128 tokens, decode of 64) for each file with each anchor; `lowbit bench` on the
 #      Q4_0/Q8_0 files natively, on the F16 file with --dtype f16, and on the F16 file with the recipe of the
 #      same bits (a8w4dq g32 ≈ Q4_0, a8wxdq 8-bit g32 ≈ Q8_0, a8wxdq 2/3-bit g32 with zeros beside Q2_K/Q3_K_S);
-#   4. one table: tokens/s, lowbit's % of the bandwidth limit (decode) and of the multiply-add peak (prefill),
-#      and lowbit's ratio to each anchor on the same file or bit width.
+#   4. steps 3 repeated --rounds times (default 3), every runtime once per round, interleaved, because this
+#      kind of VM's bandwidth drifts by tens of percent within minutes;
+#   5. one table of the medians over the rounds: tokens/s, lowbit's % of the bandwidth limit (decode) and of the
+#      multiply-add peak (prefill), and lowbit's ratio to each anchor on the same file or bit width.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -ge 1 ] || { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 LLAMA="$1"; shift
 IK="" IK_ARGS="" PRESET="tinyllama-1.1b" WORK="${LOWBIT_CACHE:-$HOME/.cache/lowbit}/synth" THREADS=2
-LOWBIT="$here/build/lowbit" TYPES="Q4_0 Q8_0 Q2_K Q3_K_S F16"
+LOWBIT="$here/build/lowbit" TYPES="Q4_0 Q8_0 Q2_K Q3_K_S F16" ROUNDS=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --ik) IK="$2"; shift 2 ;;
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS="$2"; shift 2 ;;
     --lowbit) LOWBIT="$2"; shift 2 ;;
     --types) TYPES="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
     *) echo "speed_table.sh: error: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -93,6 +96,8 @@ recipe_for() {
     Q3_K_S) echo '{"linear:a8wxdq": {"bitwidth": 3, "groupsize": 32, "has_weight_zeros": true}, "embedding:wx": {"bitwidth": 4, "groupsize": 32}, "output": {"scheme": "linear:a8wxdq", "bitwidth": 6, "groupsize": 32}}' ;;
   esac
 }
+for round in $(seq "$ROUNDS"); do
+log "== round $round of $ROUNDS"
 for t in $TYPES; do
   anchor llama.cpp "$LLAMA" "" "$t"
   [ -z "$IK" ] || anchor ik_llama.cpp "$IK" "$IK_ARGS" "$t"
@@ -104,13 +109,28 @@ for t in $TYPES; do
     *) ours "$t" "recipe from F16" -m "$F16" -q "$(recipe_for "$t")" ;;
   esac
 done
+done
 
-python3 - "$RAW" "$PRESET" "$THREADS" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+python3 - "$RAW" "$PRESET" "$THREADS" "$ROUNDS" <<'PY'
+import json, statistics, sys
+raw = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+# Median of every numeric field over the rounds, per (type, runtime, how), in first-seen order.
+groups = {}
+for r in raw:
+    groups.setdefault((r["type"], r["runtime"], r["how"]), []).append(r)
+rows = []
+for (t, rt, how), rs in groups.items():
+    m = dict(rs[0])
+    for k, v in rs[0].items():
+        if isinstance(v, (int, float)):
+            m[k] = statistics.median(x[k] for x in rs)
+    m["n"] = len(rs)
+    rows.append(m)
 print(f"# Speed — {sys.argv[2]} (random weights, real dimensions), {sys.argv[3]} threads, prefill 128 / decode 64")
-bw = next((r["bw"] for r in rows if r.get("bw")), 0)
-print(f"\nread bandwidth measured by lowbit in this run: {bw:.1f} GB/s\n")
+bws = [r["bw"] for r in raw if r.get("bw")]
+bw = statistics.median(bws) if bws else 0
+print(f"\nmedians of {sys.argv[4]} interleaved rounds; read bandwidth measured by lowbit: median {bw:.1f} GB/s"
+      f" (range {min(bws, default=0):.1f}-{max(bws, default=0):.1f})\n")
 print("| type | runtime | how | prefill tok/s | decode tok/s | lowbit decode % of BW limit | lowbit prefill % of peak "
       "| decode vs llama.cpp | decode vs ik | prefill vs llama.cpp | prefill vs ik |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")

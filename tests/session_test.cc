@@ -148,6 +148,34 @@ TEST(Session, SixteenBitLayoutsStayClose) {
   }
 }
 
+// An f16 KV cache: close to the fp32 cache (keys and values rounded once), prefill and decode agree with each
+// other as closely as with the fp32 cache (both read the same rounded cache), and it takes half the bytes.
+TEST(Session, F16KvCache) {
+  test::TempDir dir;
+  auto info = test::write_tiny_llama(dir.path() + "/m.gguf");
+  auto model = Model::load(info.path);
+  const size_t V = model->config().vocab_size;
+  auto toks = random_tokens(40, V, 11);
+  SessionOptions o32, o16;
+  o32.n_ctx = o16.n_ctx = 64;
+  o16.kv_type = KvType::F16;
+  o16.threads = 2;
+  Session s32(model, o32), s16(model, o16), d16(model, o16);
+  EXPECT_EQ(s16.kv_cache_bytes() * 2, s32.kv_cache_bytes());
+  const float* p = s32.prefill(toks, true);
+  std::vector<float> ref(p, p + toks.size() * V);
+  const float* q = s16.prefill(toks, true);
+  std::vector<float> got(q, q + toks.size() * V);
+  for (size_t i = 0; i < toks.size(); ++i) {
+    EXPECT_LE(max_rel_error(got.data() + i * V, ref.data() + i * V, V), 5e-3) << "position " << i;
+    const float* dec = d16.decode(toks[i]);
+    EXPECT_LE(max_rel_error(dec, got.data() + i * V, V), 1e-4) << "decode vs prefill, position " << i;
+  }
+  EXPECT_EQ(parse_kv_type("f16"), KvType::F16);
+  EXPECT_EQ(parse_kv_type("f32"), KvType::F32);
+  EXPECT_THROW(parse_kv_type("int8"), Error);
+}
+
 TEST(Session, PromptLongerThanContextIsAnError) {
   test::TempDir dir;
   auto info = test::write_tiny_llama(dir.path() + "/m.gguf");

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "lowbit/aligned_buffer.h"
@@ -12,10 +13,17 @@
 
 namespace lowbit {
 
+// Element type of the KV cache: fp32, or IEEE half (half the memory, and half the bytes decode reads per key
+// at long context; keys and values are rounded once when stored).
+enum class KvType { F32, F16 };
+KvType parse_kv_type(const std::string& s);  // "f32" | "f16"; anything else: an error naming --kv-type
+const char* kv_type_name(KvType t);
+
 struct SessionOptions {
   size_t n_ctx = 4096;     // KV cache length (clamped to nothing: may exceed the trained context)
   int threads = 0;         // 0 = physical cores
   size_t max_batch = 512;  // prefill processes at most this many tokens per forward pass
+  KvType kv_type = KvType::F32;
 };
 
 class Session {
@@ -36,7 +44,10 @@ class Session {
 
   const Model& model() const { return *model_; }
   ThreadPool& pool() { return pool_; }
-  uint64_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+  uint64_t kv_cache_bytes() const {
+    return (k_cache_.size() + v_cache_.size()) * sizeof(float) + (k16_.size() + v16_.size()) * sizeof(uint16_t);
+  }
+  KvType kv_type() const { return kv_type_; }
 
  private:
   // Runs the transformer on n tokens at positions n_past_.., writing logits for the last token (or all).
@@ -48,7 +59,9 @@ class Session {
   size_t max_batch_;
   size_t n_past_ = 0;
   ThreadPool pool_;
-  AlignedBuffer<float> k_cache_, v_cache_;  // [layer][pos][kv_dim]
+  KvType kv_type_;
+  AlignedBuffer<float> k_cache_, v_cache_;  // [layer][pos][kv_dim] (KvType::F32)
+  AlignedBuffer<uint16_t> k16_, v16_;       // the same as halves (KvType::F16)
   size_t scratch_tokens_ = 0;
   AlignedBuffer<float> x_, xb_, qkv_, q_, att_, ffn_, ffn_out_, logits_;
   std::vector<float> all_logits_;

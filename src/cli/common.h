@@ -16,6 +16,7 @@ struct ModelOptions {
   size_t ctx = 0;  // 0 = the command's default
   std::string tune_profile;  // empty: ~/.cache/lowbit/tune.json if present, else the predicted parameters
   bool row_layout = false;   // --row-layout: keep the row layout (no row tiles), to compare kernels
+  std::string kv_type = "f32";  // --kv-type
 
   void add(CLI::App& cmd, size_t default_ctx);
   // for_running: rearrange the weights for this CPU's kernels (LoadOptions::row_tiles); false to write the

@@ -1,4 +1,4 @@
-// Causal grouped-query attention over an fp32 KV cache (see ops.h for the layout).
+// Causal grouped-query attention over an fp32 or f16 KV cache (see ops.h for the layout).
 //
 // Work items are (token, kv head, key chunk). All query heads that share a kv head (up to 4 at a time) are
 // processed together, so each key and value row is read once per group rather than once per query head:
@@ -20,8 +20,10 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/half.h"
 #include "kernels/ops.h"
 
 // clang-format off
@@ -41,6 +43,25 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
+
+// Cache elements: fp32, or IEEE half (uint16_t bits, widened to fp32 on load).
+template <class T>
+HWY_INLINE VF LoadKV(DF df, const T* HWY_RESTRICT p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return hn::LoadU(df, p);
+  } else {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+  }
+}
+template <class T>
+HWY_INLINE float KVToF32(T x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return x;
+  } else {
+    return half_to_f32(x);
+  }
+}
 
 // Pins a just-loaded vector to a register so the compiler does not re-load it as a memory operand of every
 // FMA that uses it (the loads, not the FMAs, would then bound the loop on Zen4: one 512-bit load per cycle).
@@ -67,8 +88,8 @@ struct ChunkOut {
 };
 
 // acc[g*head_dim + i*N + lane] = sum_j p[g*ldp + j] * v[j*stride + i*N + lane] for g < kG, i < kV.
-template <size_t kG, size_t kV>
-HWY_INLINE void WeightedSum(const float* HWY_RESTRICT p, size_t ldp, size_t n, const float* HWY_RESTRICT v,
+template <size_t kG, size_t kV, class T>
+HWY_INLINE void WeightedSum(const float* HWY_RESTRICT p, size_t ldp, size_t n, const T* HWY_RESTRICT v,
                             size_t stride, float* HWY_RESTRICT acc, size_t head_dim) {
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -76,10 +97,10 @@ HWY_INLINE void WeightedSum(const float* HWY_RESTRICT p, size_t ldp, size_t n, c
   for (size_t g = 0; g < kG; ++g)
     for (size_t i = 0; i < kV; ++i) o[g][i] = hn::Zero(df);
   for (size_t j = 0; j < n; ++j) {
-    const float* vj = v + j * stride;
+    const T* vj = v + j * stride;
     VF vv[kV];
     for (size_t i = 0; i < kV; ++i) {
-      vv[i] = hn::LoadU(df, vj + i * N);
+      vv[i] = LoadKV(df, vj + i * N);
       LOWBIT_KEEP_IN_REG(vv[i]);
     }
     for (size_t g = 0; g < kG; ++g) {
@@ -120,8 +141,8 @@ HWY_INLINE void StoreSumOf4(D d, V a0, V a1, V a2, V a3, float scale, float* HWY
 #endif
 
 // s: scratch of kG rows × ldp floats, ldp >= RoundUp(j1 - j0, N).
-template <size_t kG>
-void AttendChunk(const float* const* q, const float* HWY_RESTRICT kh, const float* HWY_RESTRICT vh, size_t stride,
+template <size_t kG, class T>
+void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_RESTRICT vh, size_t stride,
                  size_t j0, size_t j1, size_t head_dim, float scale, float* HWY_RESTRICT s, size_t ldp, ChunkOut out) {
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -135,7 +156,7 @@ void AttendChunk(const float* const* q, const float* HWY_RESTRICT kh, const floa
 #if HWY_TARGET != HWY_SCALAR
   constexpr size_t kKeys = 4;
   for (; j + kKeys <= n; j += kKeys) {
-    const float* kj = kh + (j0 + j) * stride;
+    const T* kj = kh + (j0 + j) * stride;
     VF a[kG][kKeys];
     for (size_t g = 0; g < kG; ++g)
       for (size_t u = 0; u < kKeys; ++u) a[g][u] = hn::Zero(df);
@@ -143,7 +164,7 @@ void AttendChunk(const float* const* q, const float* HWY_RESTRICT kh, const floa
       VF qv[kG];
       for (size_t g = 0; g < kG; ++g) qv[g] = hn::LoadU(df, qg[g] + d);
       for (size_t u = 0; u < kKeys; ++u) {
-        VF kv = hn::LoadU(df, kj + u * stride + d);
+        VF kv = LoadKV(df, kj + u * stride + d);
         LOWBIT_KEEP_IN_REG(kv);
         for (size_t g = 0; g < kG; ++g) a[g][u] = hn::MulAdd(qv[g], kv, a[g][u]);
       }
@@ -154,7 +175,7 @@ void AttendChunk(const float* const* q, const float* HWY_RESTRICT kh, const floa
       if (dv != head_dim) {
         for (size_t u = 0; u < kKeys; ++u) {
           float tail = 0.0f;
-          for (size_t d = dv; d < head_dim; ++d) tail += qg[g][d] * kj[u * stride + d];
+          for (size_t d = dv; d < head_dim; ++d) tail += qg[g][d] * KVToF32(kj[u * stride + d]);
           sg[u] += tail * scale;
         }
       }
@@ -162,16 +183,16 @@ void AttendChunk(const float* const* q, const float* HWY_RESTRICT kh, const floa
   }
 #endif
   for (; j < n; ++j) {
-    const float* kj = kh + (j0 + j) * stride;
+    const T* kj = kh + (j0 + j) * stride;
     VF a[kG];
     for (size_t g = 0; g < kG; ++g) a[g] = hn::Zero(df);
     for (size_t d = 0; d < dv; d += N) {
-      const VF kv = hn::LoadU(df, kj + d);
+      const VF kv = LoadKV(df, kj + d);
       for (size_t g = 0; g < kG; ++g) a[g] = hn::MulAdd(hn::LoadU(df, qg[g] + d), kv, a[g]);
     }
     for (size_t g = 0; g < kG; ++g) {
       float dot = hn::GetLane(hn::SumOfLanes(df, a[g]));
-      for (size_t d = dv; d < head_dim; ++d) dot += qg[g][d] * kj[d];
+      for (size_t d = dv; d < head_dim; ++d) dot += qg[g][d] * KVToF32(kj[d]);
       s[g * ldp + j] = dot * scale;
     }
   }
@@ -196,7 +217,7 @@ void AttendChunk(const float* const* q, const float* HWY_RESTRICT kh, const floa
   }
 
   // Weighted sums of values.
-  const float* v0 = vh + j0 * stride;
+  const T* v0 = vh + j0 * stride;
   size_t d = 0;
   for (; d + kOutVecs * N <= dv; d += kOutVecs * N)
     WeightedSum<kG, kOutVecs>(s, ldp, n, v0 + d, stride, out.acc + d, head_dim);
@@ -204,13 +225,14 @@ void AttendChunk(const float* const* q, const float* HWY_RESTRICT kh, const floa
   for (; d < head_dim; ++d) {
     for (size_t g = 0; g < kG; ++g) {
       float a = 0.0f;
-      for (size_t j = 0; j < n; ++j) a += s[g * ldp + j] * v0[j * stride + d];
+      for (size_t j = 0; j < n; ++j) a += s[g * ldp + j] * KVToF32(v0[j * stride + d]);
       out.acc[g * head_dim + d] = a;
     }
   }
 }
 
-void AttendChunkG(size_t G, const float* const* q, const float* kh, const float* vh, size_t stride, size_t j0,
+template <class T>
+void AttendChunkG(size_t G, const float* const* q, const T* kh, const T* vh, size_t stride, size_t j0,
                   size_t j1, size_t head_dim, float scale, float* s, size_t ldp, ChunkOut out) {
   switch (G) {
     case 1:
@@ -224,8 +246,9 @@ void AttendChunkG(size_t G, const float* const* q, const float* kh, const float*
   }
 }
 
-void AttentionImpl(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
-                   size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
+template <class T>
+void AttentionT(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const T* k, const T* v,
+                size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
   if (n_tokens == 0 || n_heads == 0) return;
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -325,6 +348,16 @@ void AttentionImpl(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos
   }
 }
 
+void AttentionImpl(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
+                   size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
+  AttentionT(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out);
+}
+void AttentionF16Impl(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const uint16_t* k,
+                      const uint16_t* v, size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim,
+                      float* out) {
+  AttentionT(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit::kernels
 HWY_AFTER_NAMESPACE();
@@ -333,10 +366,17 @@ HWY_AFTER_NAMESPACE();
 namespace lowbit::kernels {
 
 HWY_EXPORT(AttentionImpl);
+HWY_EXPORT(AttentionF16Impl);
 
 void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
                size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
   HWY_DYNAMIC_DISPATCH(AttentionImpl)(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out);
+}
+
+void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const uint16_t* k, const uint16_t* v,
+               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
+  HWY_DYNAMIC_DISPATCH(AttentionF16Impl)(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim,
+                                         out);
 }
 
 }  // namespace lowbit::kernels

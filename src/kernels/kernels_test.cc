@@ -155,6 +155,13 @@ void check_attention(ThreadPool& pool, size_t n_tokens, size_t pos0, size_t n_he
   const std::vector<float> v = random_floats(n_ctx * kv_stride, seed + 2);
   std::vector<float> want(n_tokens * n_heads * hd);
   ref::attention(q.data(), n_tokens, pos0, k.data(), v.data(), kv_stride, n_heads, n_kv, hd, want.data());
+  // An f16 cache: the reference runs on the same values widened back to fp32.
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  f32_to_f16(k.data(), k16.data(), k.size());
+  f32_to_f16(v.data(), v16.data(), v.size());
+  std::vector<float> k16f(k.size()), v16f(v.size()), want16(want.size());
+  for (size_t i = 0; i < k.size(); ++i) k16f[i] = f16_to_f32(k16[i]), v16f[i] = f16_to_f32(v16[i]);
+  ref::attention(q.data(), n_tokens, pos0, k16f.data(), v16f.data(), kv_stride, n_heads, n_kv, hd, want16.data());
   ForEachTarget([&] {
     std::vector<float> got(want.size(), std::numeric_limits<float>::quiet_NaN());
     attention(pool, q.data(), n_tokens, pos0, k.data(), v.data(), kv_stride, n_heads, n_kv, hd, got.data());
@@ -162,6 +169,12 @@ void check_attention(ThreadPool& pool, size_t n_tokens, size_t pos0, size_t n_he
     g_worst_attention_error = std::max(g_worst_attention_error, err);
     EXPECT_LE(err, 1e-5) << "tokens " << n_tokens << " pos0 " << pos0 << " heads " << n_heads << "/" << n_kv
                          << " head_dim " << hd << " threads " << pool.size();
+    std::vector<float> got16(want.size(), std::numeric_limits<float>::quiet_NaN());
+    attention(pool, q.data(), n_tokens, pos0, k16.data(), v16.data(), kv_stride, n_heads, n_kv, hd, got16.data());
+    const double err16 = scaled_error(got16, want16);
+    g_worst_attention_error = std::max(g_worst_attention_error, err16);
+    EXPECT_LE(err16, 1e-5) << "f16 cache, tokens " << n_tokens << " pos0 " << pos0 << " heads " << n_heads << "/"
+                           << n_kv << " head_dim " << hd << " threads " << pool.size();
   });
 }
 

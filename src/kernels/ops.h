@@ -34,6 +34,9 @@ void swiglu(const float* gate, const float* up, float* out, size_t n);
 // out: [n_tokens][n_heads * head_dim]. Scores are scaled by 1/sqrt(head_dim) and softmaxed in fp32.
 void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
                size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out);
+// The same over an f16 cache (IEEE half bits; --kv-type f16): half the bytes to read per key at long context.
+void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const uint16_t* k, const uint16_t* v,
+               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out);
 
 // Conversions used to hold weights in 16-bit runtime layouts (round to nearest even).
 void f32_to_f16(const float* x, uint16_t* y, size_t n);

@@ -29,16 +29,31 @@ void linear(ThreadPool& pool, const Weight& w, const float* x, size_t n, float* 
 
 }  // namespace
 
+KvType parse_kv_type(const std::string& s) {
+  if (s == "f32") return KvType::F32;
+  if (s == "f16") return KvType::F16;
+  fail("--kv-type: '{}' is not a KV cache type (f32, f16)", s);
+}
+
+const char* kv_type_name(KvType t) { return t == KvType::F16 ? "f16" : "f32"; }
+
 Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options)
     : model_(std::move(model)),
       n_ctx_(options.n_ctx),
       max_batch_(std::max<size_t>(1, options.max_batch)),
-      pool_(options.threads > 0 ? options.threads : default_thread_count()) {
+      pool_(options.threads > 0 ? options.threads : default_thread_count()),
+      kv_type_(options.kv_type) {
   const ModelConfig& c = model_->config();
   if (n_ctx_ == 0) fail("--ctx must be positive");
   if (n_ctx_ > (size_t(1) << 22)) fail("--ctx {} is too large", n_ctx_);
-  k_cache_.resize(c.n_layers * n_ctx_ * c.kv_dim());
-  v_cache_.resize(c.n_layers * n_ctx_ * c.kv_dim());
+  const size_t cache = c.n_layers * n_ctx_ * c.kv_dim();
+  if (kv_type_ == KvType::F16) {
+    k16_.resize(cache);
+    v16_.resize(cache);
+  } else {
+    k_cache_.resize(cache);
+    v_cache_.resize(cache);
+  }
   logits_.resize(c.vocab_size);
 }
 
@@ -91,8 +106,8 @@ void Session::forward(const int32_t* tokens, size_t n, bool all_logits, float* l
 
   for (size_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = m.layer(l);
-    float* kc = k_cache_.data() + l * n_ctx_ * KV;
-    float* vc = v_cache_.data() + l * n_ctx_ * KV;
+    const size_t layer_off = l * n_ctx_ * KV;
+    const bool f16 = kv_type_ == KvType::F16;
 
     // Attention block: q, k, v from one stacked matmul; k and v go straight into the cache.
     for (size_t t = 0; t < n; ++t) kernels::rmsnorm(x + t * D, L.attn_norm.data(), xb + t * D, D, c.rms_eps);
@@ -103,10 +118,21 @@ void Session::forward(const int32_t* tokens, size_t n, bool all_logits, float* l
       kernels::rope(row, c.n_heads, HD, c.rope_dim, pos, c.rope_freq_base);
       kernels::rope(row + D, c.n_kv_heads, HD, c.rope_dim, pos, c.rope_freq_base);
       std::memcpy(q_.data() + t * D, row, D * sizeof(float));
-      std::memcpy(kc + pos * KV, row + D, KV * sizeof(float));
-      std::memcpy(vc + pos * KV, row + D + KV, KV * sizeof(float));
+      const size_t at = layer_off + pos * KV;
+      if (f16) {
+        kernels::f32_to_f16(row + D, k16_.data() + at, KV);
+        kernels::f32_to_f16(row + D + KV, v16_.data() + at, KV);
+      } else {
+        std::memcpy(k_cache_.data() + at, row + D, KV * sizeof(float));
+        std::memcpy(v_cache_.data() + at, row + D + KV, KV * sizeof(float));
+      }
     }
-    kernels::attention(pool_, q_.data(), n, n_past_, kc, vc, KV, c.n_heads, c.n_kv_heads, HD, att_.data());
+    if (f16)
+      kernels::attention(pool_, q_.data(), n, n_past_, k16_.data() + layer_off, v16_.data() + layer_off, KV, c.n_heads,
+                         c.n_kv_heads, HD, att_.data());
+    else
+      kernels::attention(pool_, q_.data(), n, n_past_, k_cache_.data() + layer_off, v_cache_.data() + layer_off, KV,
+                         c.n_heads, c.n_kv_heads, HD, att_.data());
     linear(pool_, L.wo, att_.data(), n, xb);
     for (size_t i = 0; i < n * D; ++i) x[i] += xb[i];
 
