@@ -60,7 +60,7 @@ class Session {
   size_t n_past_ = 0;
   ThreadPool pool_;
   KvType kv_type_;
-  AlignedBuffer<float> k_cache_, v_cache_;  // [layer][pos][kv_dim] (KvType::F32)
+  AlignedBuffer<float> k_cache_, v_cache_;  // [layer][kv head][pos][head_dim] (KvType::F32)
   AlignedBuffer<uint16_t> k16_, v16_;       // the same as halves (KvType::F16)
   size_t scratch_tokens_ = 0;
   AlignedBuffer<float> x_, xb_, qkv_, q_, att_, ffn_, ffn_out_, logits_;

@@ -248,7 +248,8 @@ void AttendChunkG(size_t G, const float* const* q, const T* kh, const T* vh, siz
 
 template <class T>
 void AttentionT(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const T* k, const T* v,
-                size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
+                size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
+                size_t head_stride) {
   if (n_tokens == 0 || n_heads == 0) return;
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -307,7 +308,7 @@ void AttentionT(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, 
       const float* qs[kMaxGroup];
       for (size_t g = 0; g < G; ++g) qs[g] = q + (size_t(it.t) * n_heads + h0 + g) * head_dim;
       ChunkOut co{local.get(), local.get() + kMaxGroup, local.get() + 2 * kMaxGroup};
-      AttendChunkG(G, qs, k + size_t(it.kvh) * head_dim, v + size_t(it.kvh) * head_dim, kv_stride, j0, j1, head_dim,
+      AttendChunkG(G, qs, k + size_t(it.kvh) * head_stride, v + size_t(it.kvh) * head_stride, kv_stride, j0, j1, head_dim,
                    scale, s.get(), ldp, co);
       for (size_t g = 0; g < G; ++g) {
         const float* acc = co.acc + g * head_dim;
@@ -349,13 +350,14 @@ void AttentionT(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, 
 }
 
 void AttentionImpl(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
-                   size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
-  AttentionT(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out);
+                   size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
+                   size_t head_stride) {
+  AttentionT(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out, head_stride);
 }
 void AttentionF16Impl(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const uint16_t* k,
                       const uint16_t* v, size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim,
-                      float* out) {
-  AttentionT(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out);
+                      float* out, size_t head_stride) {
+  AttentionT(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out, head_stride);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -369,14 +371,15 @@ HWY_EXPORT(AttentionImpl);
 HWY_EXPORT(AttentionF16Impl);
 
 void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
-               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
-  HWY_DYNAMIC_DISPATCH(AttentionImpl)(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out);
+               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out, size_t head_stride) {
+  HWY_DYNAMIC_DISPATCH(AttentionImpl)(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out,
+                                      head_stride ? head_stride : head_dim);
 }
 
 void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const uint16_t* k, const uint16_t* v,
-               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
+               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out, size_t head_stride) {
   HWY_DYNAMIC_DISPATCH(AttentionF16Impl)(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim,
-                                         out);
+                                         out, head_stride ? head_stride : head_dim);
 }
 
 }  // namespace lowbit::kernels

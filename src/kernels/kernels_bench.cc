@@ -75,11 +75,11 @@ BENCHMARK(BM_Matmul)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
-// args: n_tokens, pos0, threads. SmolLM2-135M: 9 query heads, 3 kv heads, head_dim 64.
+// args: n_tokens, pos0, threads, query heads, kv heads (head_dim 64). SmolLM2-135M: 9 / 3; TinyLlama: 32 / 4.
 void BM_Attention(benchmark::State& state) {
   const size_t n = state.range(0), pos0 = state.range(1);
   ThreadPool& pool = pool_of(int(state.range(2)));
-  const size_t heads = 9, kv = 3, hd = 64, stride = kv * hd;
+  const size_t heads = state.range(3), kv = state.range(4), hd = 64, stride = kv * hd;
   const std::vector<float> q = random_floats(n * heads * hd, 3);
   const std::vector<float> k = random_floats((pos0 + n) * stride, 4);
   const std::vector<float> v = random_floats((pos0 + n) * stride, 5);
@@ -93,10 +93,12 @@ void BM_Attention(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Attention)
-    ->Args({1, 1023, 2})
-    ->Args({1, 8191, 2})
-    ->Args({512, 0, 2})
-    ->ArgNames({"tokens", "pos0", "threads"})
+    ->Args({1, 1023, 2, 9, 3})
+    ->Args({1, 8191, 2, 9, 3})
+    ->Args({512, 0, 2, 9, 3})
+    ->Args({1, 2047, 2, 32, 4})
+    ->Args({1, 2047, 1, 32, 4})
+    ->ArgNames({"tokens", "pos0", "threads", "heads", "kv_heads"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

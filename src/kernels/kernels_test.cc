@@ -162,7 +162,22 @@ void check_attention(ThreadPool& pool, size_t n_tokens, size_t pos0, size_t n_he
   std::vector<float> k16f(k.size()), v16f(v.size()), want16(want.size());
   for (size_t i = 0; i < k.size(); ++i) k16f[i] = f16_to_f32(k16[i]), v16f[i] = f16_to_f32(v16[i]);
   ref::attention(q.data(), n_tokens, pos0, k16f.data(), v16f.data(), kv_stride, n_heads, n_kv, hd, want16.data());
+  // The same cache head-major ([kv head][pos][head_dim], heads padded apart), as the Session holds it.
+  const size_t head_stride = (n_ctx + 2) * hd;
+  std::vector<float> khm(n_kv * head_stride), vhm(n_kv * head_stride);
+  for (size_t g = 0; g < n_kv; ++g)
+    for (size_t j = 0; j < n_ctx; ++j)
+      for (size_t d = 0; d < hd; ++d) {
+        khm[g * head_stride + j * hd + d] = k[j * kv_stride + g * hd + d];
+        vhm[g * head_stride + j * hd + d] = v[j * kv_stride + g * hd + d];
+      }
+  std::vector<float> want_hm(want.size());
+  ref::attention(q.data(), n_tokens, pos0, khm.data(), vhm.data(), hd, n_heads, n_kv, hd, want_hm.data(), head_stride);
+  EXPECT_EQ(want_hm, want);  // the reference reads the same numbers in the same order
   ForEachTarget([&] {
+    std::vector<float> got_hm(want.size(), std::numeric_limits<float>::quiet_NaN());
+    attention(pool, q.data(), n_tokens, pos0, khm.data(), vhm.data(), hd, n_heads, n_kv, hd, got_hm.data(), head_stride);
+    EXPECT_LE(scaled_error(got_hm, want), 1e-5) << "head-major, tokens " << n_tokens << " pos0 " << pos0;
     std::vector<float> got(want.size(), std::numeric_limits<float>::quiet_NaN());
     attention(pool, q.data(), n_tokens, pos0, k.data(), v.data(), kv_stride, n_heads, n_kv, hd, got.data());
     const double err = scaled_error(got, want);

@@ -29,14 +29,19 @@ void swiglu(const float* gate, const float* up, float* out, size_t n);
 
 // Causal grouped-query attention for n_tokens new tokens at positions pos0 .. pos0+n_tokens-1.
 // q:   [n_tokens][n_heads * head_dim]
-// k,v: the cache, [pos0 + n_tokens][n_kv_heads * head_dim] (row stride kv_stride floats), already holding
-//      the new tokens' keys and values. Query head h uses kv head h / (n_heads / n_kv_heads).
+// k,v: the cache, already holding the new tokens' keys and values: element d of kv head g at position j is
+//      k[g * head_stride + j * kv_stride + d]. head_stride 0 means head_dim, i.e. rows [pos][n_kv_heads *
+//      head_dim] with row stride kv_stride; the Session uses head-major [kv head][pos][head_dim] (head_stride
+//      n_ctx · head_dim, kv_stride head_dim), so that each head's keys stream contiguously at long context.
+//      Query head h uses kv head h / (n_heads / n_kv_heads).
 // out: [n_tokens][n_heads * head_dim]. Scores are scaled by 1/sqrt(head_dim) and softmaxed in fp32.
 void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
-               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out);
+               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
+               size_t head_stride = 0);
 // The same over an f16 cache (IEEE half bits; --kv-type f16): half the bytes to read per key at long context.
 void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const uint16_t* k, const uint16_t* v,
-               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out);
+               size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
+               size_t head_stride = 0);
 
 // Conversions used to hold weights in 16-bit runtime layouts (round to nearest even).
 void f32_to_f16(const float* x, uint16_t* y, size_t n);
@@ -51,7 +56,7 @@ namespace ref {
 // Plain scalar references, the specification of the ops above.
 void matmul(WeightType wt, const void* W, size_t rows, size_t cols, const float* x, size_t n_tokens, float* y);
 void attention(const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v, size_t kv_stride,
-               size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out);
+               size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out, size_t head_stride = 0);
 void rmsnorm(const float* x, const float* w, float* y, size_t n, float eps);
 void rope(float* v, size_t n_heads, size_t head_dim, size_t rot_dim, size_t pos, float freq_base);
 void swiglu(const float* gate, const float* up, float* out, size_t n);

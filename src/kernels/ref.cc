@@ -47,8 +47,9 @@ void matmul(WeightType wt, const void* W, size_t rows, size_t cols, const float*
 }
 
 void attention(const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v, size_t kv_stride,
-               size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out) {
+               size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out, size_t head_stride) {
   const size_t group = n_heads / n_kv_heads;
+  if (head_stride == 0) head_stride = head_dim;
   const double scale = 1.0 / std::sqrt(double(head_dim));
   std::vector<double> p(pos0 + n_tokens);
   for (size_t t = 0; t < n_tokens; ++t) {
@@ -58,7 +59,7 @@ void attention(const float* q, size_t n_tokens, size_t pos0, const float* k, con
       const size_t kvh = h / group;
       double mx = -INFINITY;
       for (size_t j = 0; j < n_ctx; ++j) {
-        const float* kj = k + j * kv_stride + kvh * head_dim;
+        const float* kj = k + j * kv_stride + kvh * head_stride;
         double s = 0.0;
         for (size_t d = 0; d < head_dim; ++d) s += double(qh[d]) * double(kj[d]);
         p[j] = s * scale;
@@ -72,7 +73,7 @@ void attention(const float* q, size_t n_tokens, size_t pos0, const float* k, con
       float* oh = out + (t * n_heads + h) * head_dim;
       for (size_t d = 0; d < head_dim; ++d) {
         double acc = 0.0;
-        for (size_t j = 0; j < n_ctx; ++j) acc += p[j] * double(v[j * kv_stride + kvh * head_dim + d]);
+        for (size_t j = 0; j < n_ctx; ++j) acc += p[j] * double(v[j * kv_stride + kvh * head_stride + d]);
         oh[d] = static_cast<float>(acc / sum);
       }
     }

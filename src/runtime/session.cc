@@ -118,21 +118,27 @@ void Session::forward(const int32_t* tokens, size_t n, bool all_logits, float* l
       kernels::rope(row, c.n_heads, HD, c.rope_dim, pos, c.rope_freq_base);
       kernels::rope(row + D, c.n_kv_heads, HD, c.rope_dim, pos, c.rope_freq_base);
       std::memcpy(q_.data() + t * D, row, D * sizeof(float));
-      const size_t at = layer_off + pos * KV;
-      if (f16) {
-        kernels::f32_to_f16(row + D, k16_.data() + at, KV);
-        kernels::f32_to_f16(row + D + KV, v16_.data() + at, KV);
-      } else {
-        std::memcpy(k_cache_.data() + at, row + D, KV * sizeof(float));
-        std::memcpy(v_cache_.data() + at, row + D + KV, KV * sizeof(float));
+      // Head-major cache: [kv head][pos][head_dim] per layer.
+      for (size_t g = 0; g < c.n_kv_heads; ++g) {
+        const size_t at = layer_off + (g * n_ctx_ + pos) * HD;
+        const float* kr = row + D + g * HD;
+        const float* vr = row + D + KV + g * HD;
+        if (f16) {
+          kernels::f32_to_f16(kr, k16_.data() + at, HD);
+          kernels::f32_to_f16(vr, v16_.data() + at, HD);
+        } else {
+          std::memcpy(k_cache_.data() + at, kr, HD * sizeof(float));
+          std::memcpy(v_cache_.data() + at, vr, HD * sizeof(float));
+        }
       }
     }
+    const size_t head_stride = n_ctx_ * HD;
     if (f16)
-      kernels::attention(pool_, q_.data(), n, n_past_, k16_.data() + layer_off, v16_.data() + layer_off, KV, c.n_heads,
-                         c.n_kv_heads, HD, att_.data());
+      kernels::attention(pool_, q_.data(), n, n_past_, k16_.data() + layer_off, v16_.data() + layer_off, HD, c.n_heads,
+                         c.n_kv_heads, HD, att_.data(), head_stride);
     else
-      kernels::attention(pool_, q_.data(), n, n_past_, k_cache_.data() + layer_off, v_cache_.data() + layer_off, KV,
-                         c.n_heads, c.n_kv_heads, HD, att_.data());
+      kernels::attention(pool_, q_.data(), n, n_past_, k_cache_.data() + layer_off, v_cache_.data() + layer_off, HD,
+                         c.n_heads, c.n_kv_heads, HD, att_.data(), head_stride);
     linear(pool_, L.wo, att_.data(), n, xb);
     for (size_t i = 0; i < n * D; ++i) x[i] += xb[i];
 
