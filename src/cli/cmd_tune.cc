@@ -146,32 +146,26 @@ void run_tune(const TuneArgs& a) {
   }
   chosen.a8_outer_min_tokens = threshold;
 
-  // 3. Decode rows per task.
-  std::map<size_t, double> grain_s;
-  for (size_t g : {4, 8, 16, 32, 64, 128}) {
-    kernels::KernelTuning t = chosen;
-    t.dot_grain = g;
-    grain_s[g] = timed(t, 1);
-    notes["dot_grain_us"][std::to_string(g)] = grain_s[g] * 1e6;
-  }
-  chosen.dot_grain = std::min_element(grain_s.begin(), grain_s.end(), [](auto& x, auto& y) {
-                       return x.second < y.second;
-                     })->first;
-
-  // 4. Decode prefetch distance (row tiles only; 0 = none).
-  if (kernels::matmul_q_uses_row_tiles()) {
-    std::map<size_t, double> pf_s;
-    for (size_t pf : {size_t{0}, size_t{4096}, size_t{16384}, size_t{32768}, size_t{65536}, size_t{131072},
-                      size_t{262144}}) {
+  // Decode sweeps of one parameter (a copy of `chosen` with field = each value), timed on one token; the
+  // times go to notes[key] in µs; returns the fastest value.
+  const auto sweep_decode = [&](const std::vector<size_t>& values, size_t kernels::KernelTuning::*field,
+                                const char* key) {
+    std::map<size_t, double> seconds;
+    for (size_t v : values) {
       kernels::KernelTuning t = chosen;
-      t.decode_prefetch_bytes = pf;
-      pf_s[pf] = timed(t, 1);
-      notes["decode_prefetch_us"][std::to_string(pf)] = pf_s[pf] * 1e6;
+      t.*field = v;
+      seconds[v] = timed(t, 1);
+      notes[key][std::to_string(v)] = seconds[v] * 1e6;
     }
-    chosen.decode_prefetch_bytes = std::min_element(pf_s.begin(), pf_s.end(), [](auto& x, auto& y) {
-                                     return x.second < y.second;
-                                   })->first;
-  }
+    return std::min_element(seconds.begin(), seconds.end(), [](auto& x, auto& y) { return x.second < y.second; })
+        ->first;
+  };
+  // 3. Decode rows per task.
+  chosen.dot_grain = sweep_decode({4, 8, 16, 32, 64, 128}, &kernels::KernelTuning::dot_grain, "dot_grain_us");
+  // 4. Decode prefetch distance (row tiles only; 0 = none).
+  if (kernels::matmul_q_uses_row_tiles())
+    chosen.decode_prefetch_bytes = sweep_decode({0, 4096, 16384, 32768, 65536, 131072, 262144},
+                                                &kernels::KernelTuning::decode_prefetch_bytes, "decode_prefetch_us");
 
   // Summary: each kernel's time with the compiled defaults, the prediction and the chosen parameters.
   fmt::print("| kernel (one layer) | compiled default | predicted (untuned) | tuned | tuned vs predicted | tuned vs default |\n");
