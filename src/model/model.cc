@@ -91,22 +91,20 @@ std::shared_ptr<Model> ModelLoader::from_gguf(const std::string& path, const Loa
 }
 
 std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
-  std::shared_ptr<Model> m;
   if (is_bundle_file(path)) {
     if (options.recipe)
       fail("{}: a .lbt bundle is already in its runtime format; --quantize and --dtype apply to GGUF models", path);
-    m = ModelLoader::from_bundle(path);
-  } else {
-    m = ModelLoader::from_gguf(path, options);
+    std::shared_ptr<Model> m = ModelLoader::from_bundle(path);
+    if (options.row_tiles) {  // (from_gguf tiles each weight as it builds it)
+      ThreadPool pool(options.threads > 0 ? options.threads : default_thread_count());
+      m->token_embd_.use_row_tiles(pool);
+      m->output_.use_row_tiles(pool);
+      for (auto& l : m->layers_)
+        for (Weight* w : {&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down}) w->use_row_tiles(pool);
+    }
+    return m;
   }
-  if (options.row_tiles) {  // (no-op for weights already tiled in from_gguf)
-    ThreadPool pool(options.threads > 0 ? options.threads : default_thread_count());
-    m->token_embd_.use_row_tiles(pool);
-    m->output_.use_row_tiles(pool);
-    for (auto& l : m->layers_)
-      for (Weight* w : {&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down}) w->use_row_tiles(pool);
-  }
-  return m;
+  return ModelLoader::from_gguf(path, options);
 }
 
 }  // namespace lowbit

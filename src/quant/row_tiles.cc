@@ -9,8 +9,6 @@ namespace lowbit {
 
 namespace {
 
-size_t tile_code_bytes(const PackedDesc& d) { return kTileRows * d.row_code_bytes(); }
-
 // Where code (r, col) of a tile lives: byte offset within the tile's codes, and the bit shift and width of its
 // bits there (3-bit codes have two parts: the low 2 bits as in the 2-bit layout, the high bit in chunk 2).
 struct CodeBits {
@@ -39,15 +37,17 @@ bool row_tiles_fit(const PackedDesc& d) {
          d.rows % kTileRows == 0;
 }
 
+size_t row_tile_code_bytes(const PackedDesc& d) { return kTileRows * d.row_code_bytes(); }
+
 size_t row_tile_bytes(const PackedDesc& d) {
-  return tile_code_bytes(d) + d.n_groups() * kTileRows * 2 * (d.has_zeros ? 2 : 1);
+  return row_tile_code_bytes(d) + d.n_groups() * kTileRows * 2 * (d.has_zeros ? 2 : 1);
 }
 
 size_t row_tiles_bytes(const PackedDesc& d) { return d.rows / kTileRows * row_tile_bytes(d); }
 
 void build_row_tiles(const PackedMatrix& m, size_t t0, size_t t1, uint8_t* out) {
   const PackedDesc& d = m.desc;
-  const size_t ng = d.n_groups(), tb = row_tile_bytes(d), cb = tile_code_bytes(d);
+  const size_t ng = d.n_groups(), tb = row_tile_bytes(d), cb = row_tile_code_bytes(d);
   for (size_t t = t0; t < t1; ++t) {
     uint8_t* tile = out + t * tb;
     std::memset(tile, 0, cb);
@@ -77,7 +77,7 @@ void dequantize_tiled_row(const PackedDesc& d, const uint8_t* tiles, size_t row,
   const size_t ng = d.n_groups(), r = row % kTileRows;
   const uint8_t* tile = tiles + row / kTileRows * row_tile_bytes(d);
   uint16_t dh, mh;
-  const uint8_t* scales = tile + tile_code_bytes(d);
+  const uint8_t* scales = tile + row_tile_code_bytes(d);
   const uint8_t* mins = scales + ng * kTileRows * 2;
   const int zero = 1 << (d.bits - 1);
   for (size_t g = 0; g < ng; ++g) {

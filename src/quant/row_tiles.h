@@ -32,6 +32,7 @@ constexpr size_t kTileRows = 16;
 
 bool row_tiles_fit(const PackedDesc& d);
 size_t row_tile_bytes(const PackedDesc& d);            // bytes of one tile
+size_t row_tile_code_bytes(const PackedDesc& d);       // its codes (the d, m halves follow)
 size_t row_tiles_bytes(const PackedDesc& d);           // all tiles (rows / 16 · row_tile_bytes)
 // Writes tiles [t0, t1) of m (in the row layout) to out + t0 · row_tile_bytes. m.desc must fit.
 void build_row_tiles(const PackedMatrix& m, size_t t0, size_t t1, uint8_t* out);

@@ -761,13 +761,6 @@ LOWBIT_Q_ATTR void A8OuterRange(const PackedMatrix& W, const A8Acts& a, size_t r
 
 #if LOWBIT_Q_VNNI
 // ---------------------------------------------------------------------------------------------------------
-// Row-tile form (quant/row_tiles.h), decode and prefill alike: each 64-byte chunk of a tile is one zmm whose
-// dword lane r holds 4 columns' codes of row r, so a vpdpbusd against a broadcast dword of one token's xq
-// advances 16 rows × 4 columns straight from the loaded weights (4-bit: an AND, or a shift and an AND, per
-// nibble half). Outputs come out 16 rows per vector: no horizontal sums, no panel build, and one sequential
-// stream of weights per tile. A register tile is R tiles (16·R rows) × kT tokens; with fewer than 4
-// accumulator chains (decode) each block's dots alternate between two chains. pf: prefetch distance in bytes
-// (KernelTuning::decode_prefetch_bytes), 0 = none.
 // The codes of columns 4kd .. 4kd+3 of one block of a tile (dword lane r = row r), one byte each, from the
 // block's chunks (quant/row_tiles.h): a load, a shift and an AND; 3-bit codes OR in their high bit.
 template <int kBits, int kd>
@@ -799,23 +792,29 @@ LOWBIT_QF __m512i TileGroupAt(const uint8_t* blk, int at) {
   }
 }
 
-template <int kBits, bool kSym, size_t R, size_t kT>
-LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, size_t tile_bytes, size_t code_bytes,
-                                             const A8Acts& a, size_t t0, size_t ng, size_t gb, int zshift,
-                                             size_t pf, float* HWY_RESTRICT y, size_t ldy) {
-  constexpr size_t kC = R * kT >= 4 ? 1 : 2;     // chains per (tile, token)
+// Row-tile decode (quant/row_tiles.h): each 64-byte chunk of a tile is one zmm whose dword lane r holds 4
+// columns' codes of row r, so a vpdpbusd against a broadcast dword of one token's xq advances 16 rows × 4
+// columns straight from the loaded weights. Outputs come out 16 rows per vector: no horizontal sums, no panel
+// build, and one sequential stream of weights per tile. One tile × kT tokens per call; with fewer than 4 tokens
+// each block's dots alternate between two accumulator chains. pf: prefetch distance in bytes
+// (KernelTuning::decode_prefetch_bytes), 0 = none.
+template <int kBits, bool kSym, size_t kT>
+LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tile, size_t code_bytes, const A8Acts& a,
+                                             size_t t0, size_t ng, size_t gb, int zshift, size_t pf,
+                                             float* HWY_RESTRICT y, size_t ldy) {
+  constexpr size_t kC = kT >= 4 ? 1 : 2;      // chains per token
   constexpr size_t kBlockBytes = 64 * kBits;  // one block of 16 rows
   const int8_t* xq[kT];
   const float* s[kT];
   const int32_t* isum[kT];
   const float* gsum[kT];
-  __m512 acc[R][kT];
+  __m512 acc[kT];
   for (size_t t = 0; t < kT; ++t) {
     xq[t] = a.xq_t(t0 + t);
     s[t] = a.s_t(t0 + t);
     isum[t] = a.isum_t(t0 + t);
     gsum[t] = a.gsum_t(t0 + t);
-    for (size_t j = 0; j < R; ++j) acc[j][t] = _mm512_setzero_ps();
+    acc[t] = _mm512_setzero_ps();
   }
   const auto xword = [&](size_t t, size_t off) LOWBIT_Q_ATTR {
     int32_t w;
@@ -824,92 +823,62 @@ LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tiles, s
   };
   const __m512i lo4 = _mm512_set1_epi8(0x0F);
   for (size_t g = 0; g < ng; ++g) {
-    __m512 accg[R][kT];
-    for (size_t j = 0; j < R; ++j)
-      for (size_t t = 0; t < kT; ++t) accg[j][t] = _mm512_setzero_ps();
+    __m512 accg[kT];
+    for (size_t t = 0; t < kT; ++t) accg[t] = _mm512_setzero_ps();
     for (size_t b = g * gb; b < (g + 1) * gb; ++b) {
-      __m512i P[kC][R][kT];
+      __m512i P[kC][kT];
       for (size_t t = 0; t < kT; ++t) {
-        const __m512i init = kSym ? _mm512_set1_epi32(-(isum[t][b] << zshift)) : _mm512_setzero_si512();
-        for (size_t j = 0; j < R; ++j) {
-          P[0][j][t] = init;
-          if constexpr (kC == 2) P[kC - 1][j][t] = _mm512_setzero_si512();
-        }
+        P[0][t] = kSym ? _mm512_set1_epi32(-(isum[t][b] << zshift)) : _mm512_setzero_si512();
+        if constexpr (kC == 2) P[kC - 1][t] = _mm512_setzero_si512();
       }
-      const uint8_t* blk = tiles + b * kBlockBytes;
+      const uint8_t* blk = tile + b * kBlockBytes;
       if (pf)  // (lines past the end of the matrix: prefetches never fault)
-        for (size_t j = 0; j < R; ++j)
-          for (size_t l = 0; l < kBlockBytes; l += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(blk + j * tile_bytes + pf + l), _MM_HINT_T1);
-      if constexpr (kBits == 2 || kBits == 3) {
-        [&]<size_t... kd>(std::index_sequence<kd...>) LOWBIT_Q_ATTR {
-          (
-              [&] {
-                __m512i c[R];
-                for (size_t j = 0; j < R; ++j) c[j] = TileGroup<kBits, int(kd)>(blk + j * tile_bytes);
-                for (size_t t = 0; t < kT; ++t) {
-                  const __m512i x = xword(t, b * kPackBlock + 4 * kd);
-                  for (size_t j = 0; j < R; ++j)
-                    P[kd % kC][j][t] = _mm512_dpbusd_epi32(P[kd % kC][j][t], c[j], x);
-                }
-              }(),
-              ...);
-        }(std::make_index_sequence<8>{});
-      } else if constexpr (kBits == 4) {
+        for (size_t l = 0; l < kBlockBytes; l += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(blk + pf + l), _MM_HINT_T1);
+      if constexpr (kBits == 4) {
+        // Each chunk once for both nibble halves (TileGroup would load it per half).
         for (size_t k = 0; k < 4; ++k) {
-          __m512i lo[R], hi[R];
-          for (size_t j = 0; j < R; ++j) {
-            const __m512i v = _mm512_loadu_si512(blk + j * tile_bytes + 64 * k);
-            lo[j] = _mm512_and_si512(v, lo4);
-            hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
-          }
+          const __m512i v = _mm512_loadu_si512(blk + 64 * k);
+          const __m512i lo = _mm512_and_si512(v, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
           for (size_t t = 0; t < kT; ++t) {
-            const __m512i xl = xword(t, b * kPackBlock + 4 * k), xh = xword(t, b * kPackBlock + 16 + 4 * k);
-            for (size_t j = 0; j < R; ++j) {
-              P[0][j][t] = _mm512_dpbusd_epi32(P[0][j][t], lo[j], xl);
-              P[kC - 1][j][t] = _mm512_dpbusd_epi32(P[kC - 1][j][t], hi[j], xh);
-            }
+            P[0][t] = _mm512_dpbusd_epi32(P[0][t], lo, xword(t, b * kPackBlock + 4 * k));
+            P[kC - 1][t] = _mm512_dpbusd_epi32(P[kC - 1][t], hi, xword(t, b * kPackBlock + 16 + 4 * k));
           }
         }
       } else {
-        for (size_t k = 0; k < 8; ++k) {
-          __m512i c[R];
-          for (size_t j = 0; j < R; ++j) c[j] = _mm512_loadu_si512(blk + j * tile_bytes + 64 * k);
-          for (size_t t = 0; t < kT; ++t) {
-            const __m512i x = xword(t, b * kPackBlock + 4 * k);
-            for (size_t j = 0; j < R; ++j) P[k % kC][j][t] = _mm512_dpbusd_epi32(P[k % kC][j][t], c[j], x);
-          }
-        }
+        [&]<size_t... kd>(std::index_sequence<kd...>) LOWBIT_Q_ATTR {
+          (
+              [&] {
+                const __m512i c = TileGroup<kBits, int(kd)>(blk);
+                for (size_t t = 0; t < kT; ++t)
+                  P[kd % kC][t] = _mm512_dpbusd_epi32(P[kd % kC][t], c, xword(t, b * kPackBlock + 4 * kd));
+              }(),
+              ...);
+        }(std::make_index_sequence<8>{});
       }
       for (size_t t = 0; t < kT; ++t) {
-        const __m512 sv = _mm512_set1_ps(s[t][b]);
-        for (size_t j = 0; j < R; ++j) {
-          __m512i p = P[0][j][t];
-          if constexpr (kC == 2) p = _mm512_add_epi32(p, P[1][j][t]);
-          accg[j][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sv, accg[j][t]);
-        }
+        __m512i p = P[0][t];
+        if constexpr (kC == 2) p = _mm512_add_epi32(p, P[1][t]);
+        accg[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(s[t][b]), accg[t]);
       }
     }
-    for (size_t j = 0; j < R; ++j) {
-      const auto* dh = reinterpret_cast<const __m256i*>(tiles + j * tile_bytes + code_bytes) + g;
-      const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256(dh));
-      __m512 mv = dv;
-      if constexpr (!kSym) mv = _mm512_cvtph_ps(_mm256_loadu_si256(dh + ng));
-      for (size_t t = 0; t < kT; ++t) {
-        acc[j][t] = _mm512_fmadd_ps(accg[j][t], dv, acc[j][t]);
-        if constexpr (!kSym) acc[j][t] = _mm512_fmadd_ps(mv, _mm512_set1_ps(gsum[t][g]), acc[j][t]);
-      }
+    const auto* dh = reinterpret_cast<const __m256i*>(tile + code_bytes) + g;
+    const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256(dh));
+    __m512 mv = dv;
+    if constexpr (!kSym) mv = _mm512_cvtph_ps(_mm256_loadu_si256(dh + ng));
+    for (size_t t = 0; t < kT; ++t) {
+      acc[t] = _mm512_fmadd_ps(accg[t], dv, acc[t]);
+      if constexpr (!kSym) acc[t] = _mm512_fmadd_ps(mv, _mm512_set1_ps(gsum[t][g]), acc[t]);
     }
   }
-  for (size_t j = 0; j < R; ++j)
-    for (size_t t = 0; t < kT; ++t) _mm512_storeu_ps(y + t * ldy + 16 * j, acc[j][t]);
+  for (size_t t = 0; t < kT; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
 template <int kBits, bool kSym>
 LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, size_t pf,
                                float* y) {
   const PackedDesc& desc = W.desc;
-  const size_t tb = row_tile_bytes(desc), cb = kTileRows * desc.row_code_bytes();
+  const size_t tb = row_tile_bytes(desc), cb = row_tile_code_bytes(desc);
   const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, rows = desc.rows;
   const int zs = desc.bits - 1;
   for (size_t i = tile0; i < tile1; ++i) {
@@ -917,11 +886,11 @@ LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t ti
     float* yi = y + i * kTileRows;
     size_t t = 0;
     for (; t + 4 <= a.n_tokens; t += 4)
-      A8TiledTile<kBits, kSym, 1, 4>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows);
+      A8TiledTile<kBits, kSym, 4>(tile, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows);
     switch (a.n_tokens - t) {
-      case 3: A8TiledTile<kBits, kSym, 1, 3>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
-      case 2: A8TiledTile<kBits, kSym, 1, 2>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
-      case 1: A8TiledTile<kBits, kSym, 1, 1>(tile, tb, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
+      case 3: A8TiledTile<kBits, kSym, 3>(tile, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
+      case 2: A8TiledTile<kBits, kSym, 2>(tile, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
+      case 1: A8TiledTile<kBits, kSym, 1>(tile, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
       default: break;
     }
   }
@@ -945,7 +914,7 @@ LOWBIT_Q_ATTR void A8TiledDotRange(const PackedMatrix& W, const A8Acts& a, size_
 // loop cost 15-30% at 4 tokens per register tile). Tiles [tile0, tile1), tile0 even.
 LOWBIT_Q_ATTR void A8TiledOuterRange(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
   const PackedDesc& desc = W.desc;
-  const size_t tb = row_tile_bytes(desc), cb = kTileRows * desc.row_code_bytes();
+  const size_t tb = row_tile_bytes(desc), cb = row_tile_code_bytes(desc);
   const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, nb = desc.n_blocks(), rows = desc.rows;
   const size_t bb = 16 * desc.block_bytes();  // bytes of one block of a tile
   thread_local Scratch<uint32_t> panel_buf;
@@ -956,31 +925,34 @@ LOWBIT_Q_ATTR void A8TiledOuterRange(const PackedMatrix& W, const A8Acts& a, siz
   for (size_t i = tile0; i < tile1; i += 2) {
     const size_t nt = std::min<size_t>(2, tile1 - i);  // an odd last tile: the second half stays zero
     for (size_t h = 0; h < 2; ++h) {
+      if (h >= nt) {  // no such tile: zero codes and scales for its rows (results not stored)
+        for (size_t b = 0; b < nb * 8; ++b) _mm512_storeu_si512(panel + b * kPanelRows + 16 * h, _mm512_setzero_si512());
+        for (size_t g = 0; g < ng; ++g) {
+          _mm512_storeu_ps(Dp + g * kPanelRows + 16 * h, _mm512_setzero_ps());
+          _mm512_storeu_ps(Mp + g * kPanelRows + 16 * h, _mm512_setzero_ps());
+        }
+        continue;
+      }
       const uint8_t* tile = W.tiles + (i + h) * tb;
       for (size_t b = 0; b < nb; ++b) {
         uint32_t* pb = panel + b * 8 * kPanelRows + 16 * h;
+        const uint8_t* blk = tile + b * bb;
         for (size_t kd = 0; kd < 8; ++kd) {
-          __m512i v = _mm512_setzero_si512();
-          if (h < nt) {
-            const uint8_t* blk = tile + b * bb;
-            switch (desc.bits) {
-              case 2: v = TileGroupAt<2>(blk, int(kd)); break;
-              case 3: v = TileGroupAt<3>(blk, int(kd)); break;
-              case 4: v = TileGroupAt<4>(blk, int(kd)); break;
-              default: v = TileGroupAt<8>(blk, int(kd)); break;
-            }
+          __m512i v;
+          switch (desc.bits) {
+            case 2: v = TileGroupAt<2>(blk, int(kd)); break;
+            case 3: v = TileGroupAt<3>(blk, int(kd)); break;
+            case 4: v = TileGroupAt<4>(blk, int(kd)); break;
+            default: v = TileGroupAt<8>(blk, int(kd)); break;
           }
           _mm512_storeu_si512(pb + kd * kPanelRows, v);
         }
       }
       const auto* dh = reinterpret_cast<const __m256i*>(tile + cb);
       for (size_t g = 0; g < ng; ++g) {
-        const bool real = h < nt;
-        _mm512_storeu_ps(Dp + g * kPanelRows + 16 * h,
-                         real ? _mm512_cvtph_ps(_mm256_loadu_si256(dh + g)) : _mm512_setzero_ps());
+        _mm512_storeu_ps(Dp + g * kPanelRows + 16 * h, _mm512_cvtph_ps(_mm256_loadu_si256(dh + g)));
         if (desc.has_zeros)
-          _mm512_storeu_ps(Mp + g * kPanelRows + 16 * h,
-                           real ? _mm512_cvtph_ps(_mm256_loadu_si256(dh + ng + g)) : _mm512_setzero_ps());
+          _mm512_storeu_ps(Mp + g * kPanelRows + 16 * h, _mm512_cvtph_ps(_mm256_loadu_si256(dh + ng + g)));
       }
     }
     const int zs = desc.bits - 1;
