@@ -17,7 +17,6 @@ namespace lowbit {
 // at long context; keys and values are rounded once when stored).
 enum class KvType { F32, F16 };
 KvType parse_kv_type(const std::string& s);  // "f32" | "f16"; anything else: an error naming --kv-type
-const char* kv_type_name(KvType t);
 
 struct SessionOptions {
   size_t n_ctx = 4096;     // KV cache length (clamped to nothing: may exceed the trained context)
@@ -47,7 +46,6 @@ class Session {
   uint64_t kv_cache_bytes() const {
     return (k_cache_.size() + v_cache_.size()) * sizeof(float) + (k16_.size() + v16_.size()) * sizeof(uint16_t);
   }
-  KvType kv_type() const { return kv_type_; }
 
  private:
   // Runs the transformer on n tokens at positions n_past_.., writing logits for the last token (or all).

@@ -35,8 +35,6 @@ KvType parse_kv_type(const std::string& s) {
   fail("--kv-type: '{}' is not a KV cache type (f32, f16)", s);
 }
 
-const char* kv_type_name(KvType t) { return t == KvType::F16 ? "f16" : "f32"; }
-
 Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options)
     : model_(std::move(model)),
       n_ctx_(options.n_ctx),
