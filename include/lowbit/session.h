@@ -13,10 +13,11 @@
 
 namespace lowbit {
 
-// Element type of the KV cache: fp32, or IEEE half (half the memory, and half the bytes decode reads per key
-// at long context; keys and values are rounded once when stored).
-enum class KvType { F32, F16 };
-KvType parse_kv_type(const std::string& s);  // "f32" | "f16"; anything else: an error naming --kv-type
+// Element type of the KV cache: fp32; IEEE half (half the memory, and half the bytes decode reads per key at
+// long context); or int8 with one fp32 scale per stored head vector (a quarter plus 4 bytes per head_dim
+// values). Keys and values are rounded once, when stored.
+enum class KvType { F32, F16, Int8 };
+KvType parse_kv_type(const std::string& s);  // "f32" | "f16" | "int8"; anything else: an error naming --kv-type
 
 struct SessionOptions {
   size_t n_ctx = 4096;     // KV cache length (clamped to nothing: may exceed the trained context)
@@ -44,7 +45,8 @@ class Session {
   const Model& model() const { return *model_; }
   ThreadPool& pool() { return pool_; }
   uint64_t kv_cache_bytes() const {
-    return (k_cache_.size() + v_cache_.size()) * sizeof(float) + (k16_.size() + v16_.size()) * sizeof(uint16_t);
+    return (k_cache_.size() + v_cache_.size() + k_scale_.size() + v_scale_.size()) * sizeof(float) +
+           (k16_.size() + v16_.size()) * sizeof(uint16_t) + k8_.size() + v8_.size();
   }
 
  private:
@@ -60,6 +62,8 @@ class Session {
   KvType kv_type_;
   AlignedBuffer<float> k_cache_, v_cache_;  // [layer][kv head][pos][head_dim] (KvType::F32)
   AlignedBuffer<uint16_t> k16_, v16_;       // the same as halves (KvType::F16)
+  AlignedBuffer<int8_t> k8_, v8_;           // the same as int8 codes (KvType::Int8) ...
+  AlignedBuffer<float> k_scale_, v_scale_;  // ... and their scales, [layer][kv head][pos]
   size_t scratch_tokens_ = 0;
   AlignedBuffer<float> x_, xb_, qkv_, q_, att_, ffn_, ffn_out_, logits_;
   std::vector<float> all_logits_;

@@ -18,7 +18,7 @@ void ModelOptions::add(CLI::App& cmd, size_t default_ctx) {
   cmd.add_option("-t,--threads", threads, "Threads (default: physical cores)")->check(CLI::NonNegativeNumber);
   cmd.add_option("-c,--ctx", ctx, "Context length (tokens)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd.add_option("--tune-profile", tune_profile, "Kernel parameters saved by `lowbit tune` (default: its cache file)");
-  cmd.add_option("--kv-type", kv_type, "KV cache element type: f32 or f16")->capture_default_str();
+  cmd.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or int8")->capture_default_str();
   cmd.add_flag("--row-layout", row_layout,
                "Keep packed weights in their row layout instead of this CPU's 16-row tiles (to compare kernels)");
 }

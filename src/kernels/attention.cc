@@ -1,4 +1,4 @@
-// Causal grouped-query attention over an fp32 or f16 KV cache (see ops.h for the layout).
+// Causal grouped-query attention over an fp32, f16 or int8 KV cache (see ops.h for the layout).
 //
 // Work items are (token, kv head, key chunk). All query heads that share a kv head (up to 4 at a time) are
 // processed together, so each key and value row is read once per group rather than once per query head:
@@ -14,6 +14,9 @@
 // the q loads and one transpose-and-add lane reduction),
 // softmax in fp32 (max-subtracted; exp via Highway's Exp with its argument clamped at -110, where it returns
 // 0 anyway), then sum_j p_j v_j with the output accumulators of the whole group in registers.
+// An int8 cache has one scale per stored head vector: the integer-valued dot q·k_j is scaled by k_j's scale
+// with the 1/sqrt(head_dim), and each softmax numerator p_j by v_j's scale after the sum l is taken, so the
+// inner loops are those of the fp32 cache with the codes widened on load.
 // Threads pull items from an atomic counter, most expensive (latest token) first, because causality makes
 // items unequal and pool.parallel_for's static contiguous split would leave one thread with the long ones.
 #include <algorithm>
@@ -44,11 +47,15 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// Cache elements: fp32, or IEEE half (uint16_t bits, widened to fp32 on load).
+// Cache elements: fp32, IEEE half (uint16_t bits) or int8 codes, widened to fp32 on load.
 template <class T>
 HWY_INLINE VF LoadKV(DF df, const T* HWY_RESTRICT p) {
   if constexpr (std::is_same_v<T, float>) {
     return hn::LoadU(df, p);
+  } else if constexpr (std::is_same_v<T, int8_t>) {
+    const hn::Rebind<int32_t, DF> di;
+    const hn::Rebind<int8_t, DF> d8;
+    return hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, p)));
   } else {
     const hn::Rebind<hwy::float16_t, DF> dh;
     return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
@@ -58,6 +65,8 @@ template <class T>
 HWY_INLINE float KVToF32(T x) {
   if constexpr (std::is_same_v<T, float>) {
     return x;
+  } else if constexpr (std::is_same_v<T, int8_t>) {
+    return static_cast<float>(x);
   } else {
     return half_to_f32(x);
   }
@@ -140,10 +149,18 @@ HWY_INLINE void StoreSumOf4(D d, V a0, V a1, V a2, V a3, float scale, float* HWY
 }
 #endif
 
+// Per-position scales of an int8 cache for one kv head: key j's is k[j * stride] (null: no scales).
+struct KVScales {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  size_t stride = 0;
+};
+
 // s: scratch of kG rows × ldp floats, ldp >= RoundUp(j1 - j0, N).
 template <size_t kG, class T>
 void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_RESTRICT vh, size_t stride,
-                 size_t j0, size_t j1, size_t head_dim, float scale, float* HWY_RESTRICT s, size_t ldp, ChunkOut out) {
+                 size_t j0, size_t j1, size_t head_dim, float scale, float* HWY_RESTRICT s, size_t ldp, ChunkOut out,
+                 KVScales sc) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const size_t n = j1 - j0;
@@ -197,6 +214,10 @@ void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_R
     }
   }
 
+  if (sc.k)  // int8 keys: each score times its key's scale
+    for (size_t g = 0; g < kG; ++g)
+      for (size_t j = 0; j < n; ++j) s[g * ldp + j] *= sc.k[(j0 + j) * sc.stride];
+
   // Softmax numerators, per head.
   const size_t n_pad = (n + N - 1) / N * N;
   const VF lo = hn::Set(df, -110.0f);
@@ -216,6 +237,10 @@ void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_R
     out.l[g] = hn::GetLane(hn::SumOfLanes(df, vsum));
   }
 
+  if (sc.v)  // int8 values: fold each value's scale into its weight (l above stays the plain sum)
+    for (size_t g = 0; g < kG; ++g)
+      for (size_t j = 0; j < n; ++j) s[g * ldp + j] *= sc.v[(j0 + j) * sc.stride];
+
   // Weighted sums of values.
   const T* v0 = vh + j0 * stride;
   size_t d = 0;
@@ -233,23 +258,23 @@ void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_R
 
 template <class T>
 void AttendChunkG(size_t G, const float* const* q, const T* kh, const T* vh, size_t stride, size_t j0,
-                  size_t j1, size_t head_dim, float scale, float* s, size_t ldp, ChunkOut out) {
+                  size_t j1, size_t head_dim, float scale, float* s, size_t ldp, ChunkOut out, KVScales sc) {
   switch (G) {
     case 1:
-      return AttendChunk<1>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out);
+      return AttendChunk<1>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out, sc);
     case 2:
-      return AttendChunk<2>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out);
+      return AttendChunk<2>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out, sc);
     case 3:
-      return AttendChunk<3>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out);
+      return AttendChunk<3>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out, sc);
     default:
-      return AttendChunk<4>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out);
+      return AttendChunk<4>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out, sc);
   }
 }
 
 template <class T>
 void AttentionT(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const T* k, const T* v,
                 size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
-                size_t head_stride) {
+                size_t head_stride, const KVCacheScales* scales = nullptr) {
   if (n_tokens == 0 || n_heads == 0) return;
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -308,8 +333,13 @@ void AttentionT(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, 
       const float* qs[kMaxGroup];
       for (size_t g = 0; g < G; ++g) qs[g] = q + (size_t(it.t) * n_heads + h0 + g) * head_dim;
       ChunkOut co{local.get(), local.get() + kMaxGroup, local.get() + 2 * kMaxGroup};
+      KVScales sc;
+      if (scales) {
+        const size_t at = size_t(it.kvh) * scales->head_stride;
+        sc = {scales->k + at, scales->v + at, scales->stride};
+      }
       AttendChunkG(G, qs, k + size_t(it.kvh) * head_stride, v + size_t(it.kvh) * head_stride, kv_stride, j0, j1, head_dim,
-                   scale, s.get(), ldp, co);
+                   scale, s.get(), ldp, co, sc);
       for (size_t g = 0; g < G; ++g) {
         const float* acc = co.acc + g * head_dim;
         if (!split) {
@@ -360,6 +390,12 @@ void AttentionF16Impl(ThreadPool& pool, const float* q, size_t n_tokens, size_t 
   AttentionT(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out, head_stride);
 }
 
+void AttentionInt8Impl(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const int8_t* k,
+                       const int8_t* v, const KVCacheScales& scales, size_t kv_stride, size_t n_heads,
+                       size_t n_kv_heads, size_t head_dim, float* out, size_t head_stride) {
+  AttentionT(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim, out, head_stride, &scales);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit::kernels
 HWY_AFTER_NAMESPACE();
@@ -369,6 +405,7 @@ namespace lowbit::kernels {
 
 HWY_EXPORT(AttentionImpl);
 HWY_EXPORT(AttentionF16Impl);
+HWY_EXPORT(AttentionInt8Impl);
 
 void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v,
                size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out, size_t head_stride) {
@@ -380,6 +417,29 @@ void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, c
                size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out, size_t head_stride) {
   HWY_DYNAMIC_DISPATCH(AttentionF16Impl)(pool, q, n_tokens, pos0, k, v, kv_stride, n_heads, n_kv_heads, head_dim,
                                          out, head_stride ? head_stride : head_dim);
+}
+
+void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const int8_t* k, const int8_t* v,
+               const KVCacheScales& scales, size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim,
+               float* out, size_t head_stride) {
+  HWY_DYNAMIC_DISPATCH(AttentionInt8Impl)(pool, q, n_tokens, pos0, k, v, scales, kv_stride, n_heads, n_kv_heads,
+                                          head_dim, out, head_stride ? head_stride : head_dim);
+}
+
+float quantize_kv_int8(const float* x, size_t n, int8_t* q) {
+  float amax = 0.0f;
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) {
+    finite = finite && std::isfinite(x[i]);
+    amax = std::max(amax, std::fabs(x[i]));
+  }
+  if (!finite || amax == 0.0f) {
+    std::fill(q, q + n, int8_t{0});
+    return finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
+  }
+  const float inv = 127.0f / amax;
+  for (size_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * inv));
+  return amax / 127.0f;
 }
 
 }  // namespace lowbit::kernels

@@ -174,6 +174,20 @@ void check_attention(ThreadPool& pool, size_t n_tokens, size_t pos0, size_t n_he
   std::vector<float> want_hm(want.size());
   ref::attention(q.data(), n_tokens, pos0, khm.data(), vhm.data(), hd, n_heads, n_kv, hd, want_hm.data(), head_stride);
   EXPECT_EQ(want_hm, want);  // the reference reads the same numbers in the same order
+  const size_t scale_head_stride = n_ctx + 5;
+  std::vector<int8_t> k8(khm.size()), v8(vhm.size());
+  std::vector<float> ks(n_kv * scale_head_stride), vs(ks.size()), k8f(khm.size()), v8f(vhm.size());
+  for (size_t g = 0; g < n_kv; ++g)
+    for (size_t j = 0; j < n_ctx; ++j) {
+      const size_t at = g * head_stride + j * hd, si = g * scale_head_stride + j;
+      ks[si] = quantize_kv_int8(khm.data() + at, hd, k8.data() + at);
+      vs[si] = quantize_kv_int8(vhm.data() + at, hd, v8.data() + at);
+      for (size_t d = 0; d < hd; ++d) k8f[at + d] = k8[at + d] * ks[si], v8f[at + d] = v8[at + d] * vs[si];
+    }
+  const KVCacheScales sc8{ks.data(), vs.data(), 1, scale_head_stride};
+  std::vector<float> want8(want.size());
+  ref::attention(q.data(), n_tokens, pos0, k8f.data(), v8f.data(), hd, n_heads, n_kv, hd, want8.data(), head_stride);
+  EXPECT_LE(scaled_error(want8, want), 0.05) << "int8 rounding";  // (a sanity bound, not the kernel's accuracy)
   ForEachTarget([&] {
     std::vector<float> got_hm(want.size(), std::numeric_limits<float>::quiet_NaN());
     attention(pool, q.data(), n_tokens, pos0, khm.data(), vhm.data(), hd, n_heads, n_kv, hd, got_hm.data(), head_stride);
@@ -184,6 +198,15 @@ void check_attention(ThreadPool& pool, size_t n_tokens, size_t pos0, size_t n_he
     g_worst_attention_error = std::max(g_worst_attention_error, err);
     EXPECT_LE(err, 1e-5) << "tokens " << n_tokens << " pos0 " << pos0 << " heads " << n_heads << "/" << n_kv
                          << " head_dim " << hd << " threads " << pool.size();
+    // An int8 cache, head-major with per-vector scales ([kv head][pos], heads padded apart): the reference runs
+    // on codes × scales.
+    std::vector<float> got8(want.size(), std::numeric_limits<float>::quiet_NaN());
+    attention(pool, q.data(), n_tokens, pos0, k8.data(), v8.data(), sc8, hd, n_heads, n_kv, hd, got8.data(),
+              head_stride);
+    const double err8 = scaled_error(got8, want8);
+    g_worst_attention_error = std::max(g_worst_attention_error, err8);
+    EXPECT_LE(err8, 1e-5) << "int8 cache, tokens " << n_tokens << " pos0 " << pos0 << " heads " << n_heads << "/"
+                          << n_kv << " head_dim " << hd << " threads " << pool.size();
     std::vector<float> got16(want.size(), std::numeric_limits<float>::quiet_NaN());
     attention(pool, q.data(), n_tokens, pos0, k16.data(), v16.data(), kv_stride, n_heads, n_kv, hd, got16.data());
     const double err16 = scaled_error(got16, want16);
@@ -209,6 +232,25 @@ TEST(Kernels, Attention) {
   check_attention(pool2, 3, 700, 10, 2, 40, seed++);  // group of 5 heads: processed as 4 + 1
   check_attention(pool2, 6, 3, 10, 2, 40, seed++);
   std::printf("worst scaled attention error: %.2e\n", g_worst_attention_error);
+}
+
+TEST(Kernels, QuantizeKvInt8) {
+  const std::vector<float> x = random_floats(67, 5, -3.0f, 3.0f);
+  std::vector<int8_t> q(x.size());
+  const float s = quantize_kv_int8(x.data(), x.size(), q.data());
+  float amax = 0.0f;
+  for (float v : x) amax = std::max(amax, std::fabs(v));
+  EXPECT_FLOAT_EQ(s, amax / 127.0f);
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_LE(std::fabs(q[i] * s - x[i]), 0.5f * s * 1.0001f) << i;  // within half a step
+    EXPECT_LE(std::abs(int(q[i])), 127);
+  }
+  std::vector<float> zeros(9, 0.0f);
+  EXPECT_EQ(quantize_kv_int8(zeros.data(), zeros.size(), q.data()), 0.0f);
+  for (size_t i = 0; i < zeros.size(); ++i) EXPECT_EQ(q[i], 0);
+  std::vector<float> bad(9, 1.0f);
+  bad[4] = std::numeric_limits<float>::infinity();
+  EXPECT_TRUE(std::isnan(quantize_kv_int8(bad.data(), bad.size(), q.data())));  // the NaN reaches the output
 }
 
 TEST(Kernels, Rmsnorm) {

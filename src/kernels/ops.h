@@ -43,6 +43,23 @@ void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, c
                size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
                size_t head_stride = 0);
 
+// The same over an int8 cache (--kv-type int8): each stored head vector (head_dim values of one kv head at one
+// position) is codes × one fp32 scale, made by quantize_kv_int8; the scale of kv head g at position j is
+// scales.k[g * scales.head_stride + j * scales.stride] (values: scales.v). A quarter of fp32's bytes per key.
+struct KVCacheScales {
+  const float* k;
+  const float* v;
+  size_t stride;
+  size_t head_stride;
+};
+void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, const int8_t* k, const int8_t* v,
+               const KVCacheScales& scales, size_t kv_stride, size_t n_heads, size_t n_kv_heads, size_t head_dim,
+               float* out, size_t head_stride = 0);
+// Symmetric per-vector int8: q[i] = round-half-even(x[i] · 127 / max|x|); returns the scale max|x| / 127
+// (zero codes and scale 0 for a zero vector; zero codes and a NaN scale for a non-finite one, so that the NaN
+// reaches the output as it would from an fp32 cache).
+float quantize_kv_int8(const float* x, size_t n, int8_t* q);
+
 // Conversions used to hold weights in 16-bit runtime layouts (round to nearest even).
 void f32_to_f16(const float* x, uint16_t* y, size_t n);
 void f32_to_bf16(const float* x, uint16_t* y, size_t n);

@@ -32,7 +32,8 @@ void linear(ThreadPool& pool, const Weight& w, const float* x, size_t n, float* 
 KvType parse_kv_type(const std::string& s) {
   if (s == "f32") return KvType::F32;
   if (s == "f16") return KvType::F16;
-  fail("--kv-type: '{}' is not a KV cache type (f32, f16)", s);
+  if (s == "int8") return KvType::Int8;
+  fail("--kv-type: '{}' is not a KV cache type (f32, f16, int8)", s);
 }
 
 Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options)
@@ -48,6 +49,11 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
   if (kv_type_ == KvType::F16) {
     k16_.resize(cache);
     v16_.resize(cache);
+  } else if (kv_type_ == KvType::Int8) {
+    k8_.resize(cache);
+    v8_.resize(cache);
+    k_scale_.resize(cache / c.head_dim);
+    v_scale_.resize(cache / c.head_dim);
   } else {
     k_cache_.resize(cache);
     v_cache_.resize(cache);
@@ -105,7 +111,7 @@ void Session::forward(const int32_t* tokens, size_t n, bool all_logits, float* l
   for (size_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = m.layer(l);
     const size_t layer_off = l * n_ctx_ * KV;
-    const bool f16 = kv_type_ == KvType::F16;
+    const size_t scale_off = l * n_ctx_ * c.n_kv_heads;  // int8 scales: [layer][kv head][pos]
 
     // Attention block: q, k, v from one stacked matmul; k and v go straight into the cache.
     for (size_t t = 0; t < n; ++t) kernels::rmsnorm(x + t * D, L.attn_norm.data(), xb + t * D, D, c.rms_eps);
@@ -121,22 +127,41 @@ void Session::forward(const int32_t* tokens, size_t n, bool all_logits, float* l
         const size_t at = layer_off + (g * n_ctx_ + pos) * HD;
         const float* kr = row + D + g * HD;
         const float* vr = row + D + KV + g * HD;
-        if (f16) {
-          kernels::f32_to_f16(kr, k16_.data() + at, HD);
-          kernels::f32_to_f16(vr, v16_.data() + at, HD);
-        } else {
-          std::memcpy(k_cache_.data() + at, kr, HD * sizeof(float));
-          std::memcpy(v_cache_.data() + at, vr, HD * sizeof(float));
+        switch (kv_type_) {
+          case KvType::F16:
+            kernels::f32_to_f16(kr, k16_.data() + at, HD);
+            kernels::f32_to_f16(vr, v16_.data() + at, HD);
+            break;
+          case KvType::Int8: {
+            const size_t si = scale_off + g * n_ctx_ + pos;
+            k_scale_[si] = kernels::quantize_kv_int8(kr, HD, k8_.data() + at);
+            v_scale_[si] = kernels::quantize_kv_int8(vr, HD, v8_.data() + at);
+            break;
+          }
+          case KvType::F32:
+            std::memcpy(k_cache_.data() + at, kr, HD * sizeof(float));
+            std::memcpy(v_cache_.data() + at, vr, HD * sizeof(float));
+            break;
         }
       }
     }
     const size_t head_stride = n_ctx_ * HD;
-    if (f16)
-      kernels::attention(pool_, q_.data(), n, n_past_, k16_.data() + layer_off, v16_.data() + layer_off, HD, c.n_heads,
-                         c.n_kv_heads, HD, att_.data(), head_stride);
-    else
-      kernels::attention(pool_, q_.data(), n, n_past_, k_cache_.data() + layer_off, v_cache_.data() + layer_off, HD,
-                         c.n_heads, c.n_kv_heads, HD, att_.data(), head_stride);
+    switch (kv_type_) {
+      case KvType::F16:
+        kernels::attention(pool_, q_.data(), n, n_past_, k16_.data() + layer_off, v16_.data() + layer_off, HD,
+                           c.n_heads, c.n_kv_heads, HD, att_.data(), head_stride);
+        break;
+      case KvType::Int8: {
+        const kernels::KVCacheScales sc{k_scale_.data() + scale_off, v_scale_.data() + scale_off, 1, n_ctx_};
+        kernels::attention(pool_, q_.data(), n, n_past_, k8_.data() + layer_off, v8_.data() + layer_off, sc, HD,
+                           c.n_heads, c.n_kv_heads, HD, att_.data(), head_stride);
+        break;
+      }
+      case KvType::F32:
+        kernels::attention(pool_, q_.data(), n, n_past_, k_cache_.data() + layer_off, v_cache_.data() + layer_off, HD,
+                           c.n_heads, c.n_kv_heads, HD, att_.data(), head_stride);
+        break;
+    }
     linear(pool_, L.wo, att_.data(), n, xb);
     for (size_t i = 0; i < n * D; ++i) x[i] += xb[i];
 
