@@ -89,11 +89,11 @@ KernelTuning predict_tuning(const CpuInfo& cpu) {
   // Decode: tasks of ≥ 16 rows keep the per-task overhead below ~1% for rows of ≥ 1024 weights; more cores
   // want finer tasks for balance.
   t.dot_grain = cpu.cores > 8 ? 8 : 16;
-  // Decode prefetch distance: far enough ahead to cover the DRAM latency at one core's streaming rate
-  // (~100 ns × ~25 GB/s ≈ 2.5 KB) several times over, since prefetches are dropped when the miss queues are
-  // full; near enough that the lines are still in L2 when read: 1/16 of L2 (64 KiB for 1 MiB; measured on one
-  // TinyLlama layer here: none 977 µs, 4 KiB 824, 16 KiB 791, 32 KiB 760, 64 KiB 662).
-  t.decode_prefetch_bytes = std::clamp<size_t>(cpu.l2 / 16, 4096, 131072);
+  // Decode prefetching: none. Row tiles are one forward stream (scales inline), which the hardware
+  // prefetchers follow at a pure read loop's rate; software prefetches then only compete with them for the
+  // miss queues (one thread, TinyLlama's FFN matrix from DRAM: 26-29 GB/s without, 12-14 with 16-64 KiB).
+  // `lowbit tune` still sweeps distances for CPUs whose prefetchers fall short.
+  t.decode_prefetch_bytes = 0;
   return t;
 }
 

@@ -16,10 +16,9 @@ struct KernelTuning {
   size_t prefill_token_block = 0;
   // Decode: rows per task of the thread pool (balance against per-task overhead).
   size_t dot_grain = 16;
-  // Decode from row tiles: prefetch (into L2) this many bytes ahead of the weights being read; 0 = none.
-  // The hardware prefetchers alone kept one thread's 4-bit stream at about half the bandwidth a pure read
-  // loop gets.
-  size_t decode_prefetch_bytes = 65536;
+  // Decode from row tiles: prefetch (into L2) this many bytes ahead of the weights being read; 0 = none (the
+  // prediction: tiles are one forward stream, which the hardware prefetchers follow on their own).
+  size_t decode_prefetch_bytes = 0;
 };
 
 struct CpuInfo {

@@ -799,8 +799,8 @@ LOWBIT_QF __m512i TileGroupAt(const uint8_t* blk, int at) {
 // each block's dots alternate between two accumulator chains. pf: prefetch distance in bytes
 // (KernelTuning::decode_prefetch_bytes), 0 = none.
 template <int kBits, bool kSym, size_t kT>
-LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tile, size_t code_bytes, const A8Acts& a,
-                                             size_t t0, size_t ng, size_t gb, int zshift, size_t pf,
+LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tile, const RowTileGeometry& geo,
+                                             const A8Acts& a, size_t t0, size_t gb, int zshift, size_t pf,
                                              float* HWY_RESTRICT y, size_t ldy) {
   constexpr size_t kC = kT >= 4 ? 1 : 2;      // chains per token
   constexpr size_t kBlockBytes = 64 * kBits;  // one block of 16 rows
@@ -822,16 +822,22 @@ LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tile, si
     return _mm512_set1_epi32(w);
   };
   const __m512i lo4 = _mm512_set1_epi8(0x0F);
+  const size_t ng = geo.n_groups, gc = geo.group_codes;
+  constexpr size_t kUnit = kSym ? 2 : 1;  // geo.unit_groups, known here at compile time (no divisions)
   for (size_t g = 0; g < ng; ++g) {
     __m512 accg[kT];
     for (size_t t = 0; t < kT; ++t) accg[t] = _mm512_setzero_ps();
+    const size_t u0 = g & ~(kUnit - 1);  // the unit's first group
+    const uint8_t* unit = tile + u0 * gc + u0 / kUnit * 64;
+    const uint8_t* gp = unit + (g - u0) * gc - g * gb * kBlockBytes;  // + b · kBlockBytes: block b
+    const uint8_t* sl = unit + std::min(kUnit, ng - u0) * gc + (g - u0) * 32;  // = tile + geo.scales_offset(g)
     for (size_t b = g * gb; b < (g + 1) * gb; ++b) {
       __m512i P[kC][kT];
       for (size_t t = 0; t < kT; ++t) {
         P[0][t] = kSym ? _mm512_set1_epi32(-(isum[t][b] << zshift)) : _mm512_setzero_si512();
         if constexpr (kC == 2) P[kC - 1][t] = _mm512_setzero_si512();
       }
-      const uint8_t* blk = tile + b * kBlockBytes;
+      const uint8_t* blk = gp + b * kBlockBytes;
       if (pf)  // (lines past the end of the matrix: prefetches never fault)
         for (size_t l = 0; l < kBlockBytes; l += 64)
           _mm_prefetch(reinterpret_cast<const char*>(blk + pf + l), _MM_HINT_T1);
@@ -862,10 +868,10 @@ LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tile, si
         accg[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(s[t][b]), accg[t]);
       }
     }
-    const auto* dh = reinterpret_cast<const __m256i*>(tile + code_bytes) + g;
+    const auto* dh = reinterpret_cast<const __m256i*>(sl);
     const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256(dh));
     __m512 mv = dv;
-    if constexpr (!kSym) mv = _mm512_cvtph_ps(_mm256_loadu_si256(dh + ng));
+    if constexpr (!kSym) mv = _mm512_cvtph_ps(_mm256_loadu_si256(dh + 1));
     for (size_t t = 0; t < kT; ++t) {
       acc[t] = _mm512_fmadd_ps(accg[t], dv, acc[t]);
       if constexpr (!kSym) acc[t] = _mm512_fmadd_ps(mv, _mm512_set1_ps(gsum[t][g]), acc[t]);
@@ -878,19 +884,19 @@ template <int kBits, bool kSym>
 LOWBIT_Q_ATTR void A8TiledDotT(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, size_t pf,
                                float* y) {
   const PackedDesc& desc = W.desc;
-  const size_t tb = row_tile_bytes(desc), cb = row_tile_code_bytes(desc);
-  const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, rows = desc.rows;
+  const RowTileGeometry geo(desc);
+  const size_t tb = geo.tile_bytes(), gb = desc.group_size / kPackBlock, rows = desc.rows;
   const int zs = desc.bits - 1;
   for (size_t i = tile0; i < tile1; ++i) {
     const uint8_t* tile = W.tiles + i * tb;
     float* yi = y + i * kTileRows;
     size_t t = 0;
     for (; t + 4 <= a.n_tokens; t += 4)
-      A8TiledTile<kBits, kSym, 4>(tile, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows);
+      A8TiledTile<kBits, kSym, 4>(tile, geo, a, t, gb, zs, pf, yi + t * rows, rows);
     switch (a.n_tokens - t) {
-      case 3: A8TiledTile<kBits, kSym, 3>(tile, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
-      case 2: A8TiledTile<kBits, kSym, 2>(tile, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
-      case 1: A8TiledTile<kBits, kSym, 1>(tile, cb, a, t, ng, gb, zs, pf, yi + t * rows, rows); break;
+      case 3: A8TiledTile<kBits, kSym, 3>(tile, geo, a, t, gb, zs, pf, yi + t * rows, rows); break;
+      case 2: A8TiledTile<kBits, kSym, 2>(tile, geo, a, t, gb, zs, pf, yi + t * rows, rows); break;
+      case 1: A8TiledTile<kBits, kSym, 1>(tile, geo, a, t, gb, zs, pf, yi + t * rows, rows); break;
       default: break;
     }
   }
@@ -914,7 +920,8 @@ LOWBIT_Q_ATTR void A8TiledDotRange(const PackedMatrix& W, const A8Acts& a, size_
 // loop cost 15-30% at 4 tokens per register tile). Tiles [tile0, tile1), tile0 even.
 LOWBIT_Q_ATTR void A8TiledOuterRange(const PackedMatrix& W, const A8Acts& a, size_t tile0, size_t tile1, float* y) {
   const PackedDesc& desc = W.desc;
-  const size_t tb = row_tile_bytes(desc), cb = row_tile_code_bytes(desc);
+  const RowTileGeometry geo(desc);
+  const size_t tb = geo.tile_bytes();
   const size_t ng = desc.n_groups(), gb = desc.group_size / kPackBlock, nb = desc.n_blocks(), rows = desc.rows;
   const size_t bb = 16 * desc.block_bytes();  // bytes of one block of a tile
   thread_local Scratch<uint32_t> panel_buf;
@@ -934,25 +941,27 @@ LOWBIT_Q_ATTR void A8TiledOuterRange(const PackedMatrix& W, const A8Acts& a, siz
         continue;
       }
       const uint8_t* tile = W.tiles + (i + h) * tb;
-      for (size_t b = 0; b < nb; ++b) {
-        uint32_t* pb = panel + b * 8 * kPanelRows + 16 * h;
-        const uint8_t* blk = tile + b * bb;
-        for (size_t kd = 0; kd < 8; ++kd) {
-          __m512i v;
-          switch (desc.bits) {
-            case 2: v = TileGroupAt<2>(blk, int(kd)); break;
-            case 3: v = TileGroupAt<3>(blk, int(kd)); break;
-            case 4: v = TileGroupAt<4>(blk, int(kd)); break;
-            default: v = TileGroupAt<8>(blk, int(kd)); break;
+      for (size_t g = 0; g < ng; ++g) {
+        const uint8_t* blk = tile + geo.group_offset(g);
+        for (size_t b = g * gb; b < (g + 1) * gb; ++b, blk += bb) {
+          uint32_t* pb = panel + b * 8 * kPanelRows + 16 * h;
+          for (size_t kd = 0; kd < 8; ++kd) {
+            __m512i v;
+            switch (desc.bits) {
+              case 2: v = TileGroupAt<2>(blk, int(kd)); break;
+              case 3: v = TileGroupAt<3>(blk, int(kd)); break;
+              case 4: v = TileGroupAt<4>(blk, int(kd)); break;
+              default: v = TileGroupAt<8>(blk, int(kd)); break;
+            }
+            _mm512_storeu_si512(pb + kd * kPanelRows, v);
           }
-          _mm512_storeu_si512(pb + kd * kPanelRows, v);
         }
       }
-      const auto* dh = reinterpret_cast<const __m256i*>(tile + cb);
       for (size_t g = 0; g < ng; ++g) {
-        _mm512_storeu_ps(Dp + g * kPanelRows + 16 * h, _mm512_cvtph_ps(_mm256_loadu_si256(dh + g)));
+        const auto* dh = reinterpret_cast<const __m256i*>(tile + geo.scales_offset(g));
+        _mm512_storeu_ps(Dp + g * kPanelRows + 16 * h, _mm512_cvtph_ps(_mm256_loadu_si256(dh)));
         if (desc.has_zeros)
-          _mm512_storeu_ps(Mp + g * kPanelRows + 16 * h, _mm512_cvtph_ps(_mm256_loadu_si256(dh + ng + g)));
+          _mm512_storeu_ps(Mp + g * kPanelRows + 16 * h, _mm512_cvtph_ps(_mm256_loadu_si256(dh + 1)));
       }
     }
     const int zs = desc.bits - 1;

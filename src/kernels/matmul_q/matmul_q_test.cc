@@ -705,8 +705,14 @@ TEST(RowTiles, FitAndSizes) {
   for (bool zeros : {false, true}) {
     d.has_zeros = zeros;
     EXPECT_TRUE(row_tiles_fit(d));
-    EXPECT_EQ(row_tiles_bytes(d), d.total_bytes());  // the same bytes, rearranged
+    // The same bytes, rearranged; 9 groups: a symmetric tile's last unit pads its scale line by 32 bytes.
+    EXPECT_EQ(row_tiles_bytes(d), d.total_bytes() + (zeros ? 0 : d.rows / kTileRows * 32));
   }
+  d.group_size = 32;  // 18 groups: no padding
+  d.has_zeros = false;
+  EXPECT_EQ(row_tiles_bytes(d), d.total_bytes());
+  d.group_size = 64;
+  d.has_zeros = true;
   PackedDesc bad = d;
   bad.rows = 40;
   EXPECT_FALSE(row_tiles_fit(bad));
@@ -716,7 +722,7 @@ TEST(RowTiles, FitAndSizes) {
   for (int bits : {2, 3, 8}) {
     bad.bits = bits;
     EXPECT_TRUE(row_tiles_fit(bad));
-    EXPECT_EQ(row_tiles_bytes(bad), bad.total_bytes());
+    EXPECT_EQ(row_tiles_bytes(bad), bad.total_bytes() + (bad.has_zeros ? 0 : bad.rows / kTileRows * 32));
   }
   bad = d;
   bad.group_size = 48;
