@@ -5,6 +5,8 @@
 
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "lowbit/error.h"
 #include "test_util.h"
 
@@ -55,6 +57,25 @@ TEST(Tuning, ProfileOfAnotherCpuFallsBackToThePrediction) {
   EXPECT_NE(err.find("Some Other CPU"), std::string::npos) << err;
   const KernelTuning want = predict_tuning(read_cpu_info());
   EXPECT_EQ(kernel_tuning().prefill_token_block, want.prefill_token_block);
+}
+
+TEST(Tuning, ProfileOfOlderKernelsFallsBackToThePrediction) {
+  RestoreTuning restore;
+  test::TempDir dir;
+  const std::string path = dir.path() + "/tune.json";
+  save_tune_profile(path, read_cpu_info(), {9, 64, 32, 65536}, "{}");
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in);
+  in.close();
+  j.erase("version");  // as saved before versions existed
+  std::ofstream(path) << j.dump();
+  ::testing::internal::CaptureStderr();
+  const std::string how = init_kernel_tuning(path);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("older kernel layout"), std::string::npos) << err;
+  EXPECT_NE(how.find("predicted"), std::string::npos) << how;
+  EXPECT_EQ(kernel_tuning().decode_prefetch_bytes, predict_tuning(read_cpu_info()).decode_prefetch_bytes);
+  EXPECT_EQ(kernel_tuning().prefill_token_block, predict_tuning(read_cpu_info()).prefill_token_block);
 }
 
 TEST(Tuning, BadProfilesAreClearErrors) {

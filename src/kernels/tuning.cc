@@ -145,13 +145,21 @@ std::string init_kernel_tuning(const std::string& path) {
          cpu.model_name, cpu.isa);
     return "kernel parameters: predicted (the tune profile is for another CPU)";
   }
+  const int version = j.contains("version") && j["version"].is_number_integer() ? j["version"].get<int>() : 1;
+  if (version != kTuneProfileVersion) {
+    set_kernel_tuning(predict_tuning(cpu));
+    note("{}: tuned for an older kernel layout (profile version {}, this lowbit writes {}); using the predicted "
+         "parameters (run `lowbit tune` again)", p, version, kTuneProfileVersion);
+    return "kernel parameters: predicted (the tune profile is for older kernels)";
+  }
   set_kernel_tuning(t);
   return "kernel parameters: tune profile " + p;
 }
 
 void save_tune_profile(const std::string& path, const CpuInfo& cpu, const KernelTuning& t,
                        const std::string& measurements_json) {
-  nlohmann::json j{{"cpu", cpu.model_name},
+  nlohmann::json j{{"version", kTuneProfileVersion},
+                   {"cpu", cpu.model_name},
                    {"isa", cpu.isa},
                    {"caches", {{"l1d", cpu.l1d}, {"l2", cpu.l2}, {"l3", cpu.l3}}},
                    {"cores", cpu.cores},

@@ -7,6 +7,10 @@
 
 namespace lowbit::kernels {
 
+// Saved profiles carry this; a profile of another version (parameters timed on other kernels or layouts) is
+// ignored for the prediction. 2: row tiles with inline scales (decode prefetch distances timed before are wrong).
+constexpr int kTuneProfileVersion = 2;
+
 struct KernelTuning {
   // int8-activation matmul: from this many tokens on, the outer-product (prefill) form replaces the dot
   // (decode) form. Below it, each weight row is decoded once per token; above it, once per 32-row panel.
