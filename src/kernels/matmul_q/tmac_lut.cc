@@ -7,7 +7,7 @@
 //   B code loads; per chunk 1 vpternlogd (low nibble | e<<4) and 1 vpsrlw + 1 vpternlogd (high nibble);
 //   per quad (2): B vpermb lookups into TL tables and B into TH tables, (B >= 2) 2 vpaddb merging planes 0 and 1,
 //   then 2 vpdpbusd (3-bit: 4, plane 2 widened on its own); per block 1 vpaddd + vcvtdq2ps + vfmadd.
-//   Tables: 2·2·B zmm loads per block, shared by the kR tiles done together.
+//   Tables: 2·QuadTables(B) zmm loads per block (8 for 2 and 3 bits), shared by the kR (4) tiles done together.
 #include "kernels/matmul_q/tmac_lut.h"
 
 #include <algorithm>
@@ -91,12 +91,16 @@ namespace {
 #define LOWBIT_LUT_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vnni")))
 #define LOWBIT_LUT_INLINE inline __attribute__((always_inline)) LOWBIT_LUT_ATTR
 
+// Tables per quad: TL and TH for planes 0 and 1 (×1, ×2); plane 2 reuses plane 0's (its ×4 is in vpdpbusd's
+// multipliers), which keeps a 2048-column token's tables at 32 KiB.
+constexpr size_t QuadTables(int bits) { return bits == 1 ? 2 : 4; }
+
 // One token's activations and tables.
 struct LutActs {
   const float* s = nullptr;       // [nb] block scales
   const int32_t* isum = nullptr;  // [nb] Σ xq of the block
   const float* gsum = nullptr;    // [ng] Σ_{b in g} s_b · isum_b (has_zeros only)
-  const uint8_t* tab = nullptr;   // [nb][2 quads][2·bits][64]
+  const uint8_t* tab = nullptr;   // [nb][2 quads][QuadTables(bits)][64]
 };
 
 // Gather indices for the table build: byte 16e + n of kGather[c][i] = 16c + 4e + i (the activation that bit i
@@ -111,7 +115,7 @@ struct GatherIdx {
 };
 const GatherIdx kGather;
 
-// The tables of one block (32 activations xq) for both quads: [c][L0, H0, L1, H1, (L2, H2)].
+// The tables of one block (32 activations xq) for both quads: [c][L0, H0, (L1, H1)].
 template <int B>
 LOWBIT_LUT_ATTR void BuildBlockTables(const int8_t* xq, uint8_t* out) {
   const __m512i x = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
@@ -131,8 +135,8 @@ LOWBIT_LUT_ATTR void BuildBlockTables(const int8_t* xq, uint8_t* out) {
       tl = _mm512_mask_add_epi8(tl, m[i], tl, _mm512_permutexvar_epi8(idx, xl));
       th = _mm512_mask_add_epi8(th, m[i], th, _mm512_permutexvar_epi8(idx, xh));
     }
-    uint8_t* o = out + c * 2 * B * 64;
-    for (int p = 0; p < B; ++p) {
+    uint8_t* o = out + c * QuadTables(B) * 64;
+    for (int p = 0; p < std::min(B, 2); ++p) {
       _mm512_storeu_si512(o + 2 * p * 64, tl);
       _mm512_storeu_si512(o + (2 * p + 1) * 64, th);
       tl = _mm512_add_epi8(tl, tl);
@@ -147,10 +151,11 @@ LOWBIT_LUT_ATTR __attribute__((noinline)) void LutTiles(const uint8_t* __restric
                                                         size_t code_bytes, const LutActs& a, size_t ng, size_t gb,
                                                         size_t pf, float* __restrict y) {
   constexpr size_t kBlockBytes = 64 * B;
-  constexpr size_t kQuadTabs = 2 * B;  // tables per quad
+  constexpr size_t kQuadTabs = QuadTables(B);
   const __m512i lo4 = _mm512_set1_epi8(0x0F);
   const __m512i esel = _mm512_set1_epi32(0x30201000);  // e << 4 at byte 4r + e
   const __m512i ones = _mm512_set1_epi8(1), sixteen = _mm512_set1_epi8(16);
+  const __m512i fours = _mm512_set1_epi8(4), sixtyfour = _mm512_set1_epi8(64);
   __m512 acc[kR];
   for (int r = 0; r < kR; ++r) acc[r] = _mm512_setzero_ps();
   for (size_t g = 0; g < ng; ++g) {
@@ -186,9 +191,9 @@ LOWBIT_LUT_ATTR __attribute__((noinline)) void LutTiles(const uint8_t* __restric
           }
           P[c] = _mm512_dpbusd_epi32(P[c], lo, ones);
           P[c] = _mm512_dpbusd_epi32(P[c], sixteen, hi);
-          if constexpr (B == 3) {
-            P[c] = _mm512_dpbusd_epi32(P[c], _mm512_permutexvar_epi8(idx[c][2], T[c][4]), ones);
-            P[c] = _mm512_dpbusd_epi32(P[c], sixteen, _mm512_permutexvar_epi8(idx[c][2], T[c][5]));
+          if constexpr (B == 3) {  // plane 2 from the plane-0 tables, ×4 in the widening multipliers
+            P[c] = _mm512_dpbusd_epi32(P[c], _mm512_permutexvar_epi8(idx[c][2], T[c][0]), fours);
+            P[c] = _mm512_dpbusd_epi32(P[c], sixtyfour, _mm512_permutexvar_epi8(idx[c][2], T[c][1]));
           }
         }
         accg[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(P[0], P[1])), sb, accg[r]);
@@ -210,6 +215,7 @@ LOWBIT_LUT_ATTR void LutRange(const PackedDesc& d, const uint8_t* tiles, const L
   const size_t tb = lut_tile_bytes(d), cb = lut_tile_code_bytes(d);
   const size_t ng = d.n_groups(), gb = d.group_size / kPackBlock;
   size_t i = i0;
+  for (; i + 4 <= i1; i += 4) LutTiles<B, kSym, 4>(tiles + i * tb, tb, cb, a, ng, gb, pf, y + i * kLutTileRows);
   for (; i + 2 <= i1; i += 2) LutTiles<B, kSym, 2>(tiles + i * tb, tb, cb, a, ng, gb, pf, y + i * kLutTileRows);
   if (i < i1) LutTiles<B, kSym, 1>(tiles + i * tb, tb, cb, a, ng, gb, pf, y + i * kLutTileRows);
 }
@@ -225,7 +231,7 @@ LOWBIT_LUT_ATTR void LutDispatch(const PackedDesc& d, const uint8_t* tiles, cons
 }
 
 LOWBIT_LUT_ATTR void BuildTables(int bits, const int8_t* xq, size_t nb, uint8_t* tab) {
-  const size_t per_block = 2 * 2 * static_cast<size_t>(bits) * 64;
+  const size_t per_block = 2 * QuadTables(bits) * 64;
   for (size_t b = 0; b < nb; ++b) {
     switch (bits) {
       case 1: BuildBlockTables<1>(xq + b * kPackBlock, tab + b * per_block); break;
@@ -259,7 +265,7 @@ void matmul_q_lut(ThreadPool& pool, const PackedDesc& d, const uint8_t* tiles, c
   float* gsum = s + nb;
   int32_t* isum = scratch(i_buf, nb);
   // 64-byte aligned tables (the buffer is over-allocated by 64).
-  uint8_t* tab_raw = scratch(tab_buf, nb * 4 * static_cast<size_t>(d.bits) * 64 + 64);
+  uint8_t* tab_raw = scratch(tab_buf, nb * 2 * QuadTables(d.bits) * 64 + 64);
   uint8_t* tab = tab_raw + ((64 - reinterpret_cast<uintptr_t>(tab_raw) % 64) % 64);
   const KernelTuning& tuning = kernel_tuning();
   const size_t n_tiles = d.rows / kLutTileRows;

@@ -1,6 +1,6 @@
 // T-MAC-style table-lookup decode for int8-activation (a8wXdq) matrices of 1, 2 or 3 bits: an experiment beside
-// the row-tile unpack-and-dot kernel (quant/row_tiles.h). Not used by matmul_q; see docs in the commit log and
-// tmac_lut_bench.cc for the comparison.
+// the row-tile unpack-and-dot kernel (quant/row_tiles.h). Not used by matmul_q; tmac_lut_bench.cc compares
+// the two.
 //
 // Idea (T-MAC, EuroSys 2025): Σ_k q_k·x_k = Σ_p 2^p · Σ_k bit_p(q_k)·x_k, and for 4 columns the inner sum takes
 // one of 16 values (the sums of subsets of those 4 activations), so a precomputed 16-entry table per 4 columns
@@ -21,11 +21,12 @@
 //
 // Tables (per token, built once per call, shared by all threads; exact, no rounding): xq = 16·xh + xl with
 // xl = xq & 15 in [0, 15] and xh = xq >> 4 in [-8, 7]. For quad c of block b, TL[16e + n] = Σ_{i: bit i of n}
-// xl[32b + 16c + 4e + i] in [0, 60] and TH likewise from xh in [-32, 28]. Stored per (b, c) as 2·bits
-// 64-byte tables [2^p·TL, 2^p·TH for p < bits]. Planes 0 and 1 are added in bytes before widening
-// (TL + 2TL' <= 180 fits u8, TH + 2TH' in [-96, 84] fits s8); plane 2 alone (4TL <= 240, 4TH in [-128, 112]).
-// The row's int32 sum is vpdpbusd(lo, 1) + vpdpbusd(16, hi) = Σ (xl + 16·xh) = Σ q·xq exactly, so results
-// differ from ref::matmul_q only in the float combination of block dots (as the row-tile kernel).
+// xl[32b + 16c + 4e + i] in [0, 60] and TH likewise from xh in [-32, 28]. Stored per (b, c) as four 64-byte
+// tables [TL, TH, 2·TL, 2·TH] (1 bit: two), 32 KiB per 2048 columns. Planes 0 and 1 are added in bytes before
+// widening (TL + 2TL' <= 180 fits u8, TH + 2TH' in [-96, 84] fits s8); plane 2 is looked up in TL, TH and
+// widened on its own with the multipliers 4 and 64. The row's int32 sum is vpdpbusd(lo, 1) + vpdpbusd(16, hi)
+// (+ vpdpbusd(lo2, 4) + vpdpbusd(64, hi2)) = Σ (xl + 16·xh)·q = Σ q·xq exactly, so results differ from
+// ref::matmul_q only in the float combination of block dots (as the row-tile kernel's do).
 #pragma once
 #include <cstddef>
 #include <cstdint>
