@@ -19,7 +19,7 @@
 //   m:     n_groups × 16 halves when has_zeros
 // The same number of bytes as the row layout (and as the row tiles).
 //
-// Tables (per token, built once per call, shared by all threads; exact, no rounding): xq = 16·xh + xl with
+// Tables (per token, built once per call by each thread; exact, no rounding): xq = 16·xh + xl with
 // xl = xq & 15 in [0, 15] and xh = xq >> 4 in [-8, 7]. For quad c of block b, TL[16e + n] = Σ_{i: bit i of n}
 // xl[32b + 16c + 4e + i] in [0, 60] and TH likewise from xh in [-32, 28]. Stored per (b, c) as four 64-byte
 // tables [TL, TH, 2·TL, 2·TH] (1 bit: two), 32 KiB per 2048 columns. Planes 0 and 1 are added in bytes before
