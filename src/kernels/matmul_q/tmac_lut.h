@@ -1,6 +1,12 @@
 // T-MAC-style table-lookup decode for int8-activation (a8wXdq) matrices of 1, 2 or 3 bits: an experiment beside
 // the row-tile unpack-and-dot kernel (quant/row_tiles.h). Not used by matmul_q; tmac_lut_bench.cc compares
-// the two.
+// the two. Measured on this repo's Zen 4 VM (5632 × 2048, 1 token, medians of 3 interleaved runs): against
+// the shipped row-tile decode (1 tile per call) the LUT kernel is 2-7% slower warm at 2 bits and 8-10% faster
+// at 3 bits, and 11-41% faster cold at both; but against the same row-tile arithmetic done 4 tiles per call
+// (the bench's control) it is 10-13% slower warm and 2-11% slower cold at 2 bits, and within ±7% at 3 bits: its
+// cold gain is the 4 weight streams, not the lookups. Per 16 rows × 32 columns both need ~25 vector ALU ops at 2 bits (LUT: 8 vpermb,
+// 4 vpternlogd, 2 vpsrlw, 4 vpaddb, 4 vpdpbusd, 3 to convert; row tiles: 8 vpandd, 6 vpsrlw, 8 vpdpbusd, 3)
+// and 36 vs 40 at 3 bits, so with one vpdpbusd per cycle the lookups save nothing at 2 bits.
 //
 // Idea (T-MAC, EuroSys 2025): Σ_k q_k·x_k = Σ_p 2^p · Σ_k bit_p(q_k)·x_k, and for 4 columns the inner sum takes
 // one of 16 values (the sums of subsets of those 4 activations), so a precomputed 16-entry table per 4 columns
