@@ -1,12 +1,14 @@
 // T-MAC-style table-lookup decode for int8-activation (a8wXdq) matrices of 1, 2 or 3 bits: an experiment beside
-// the row-tile unpack-and-dot kernel (quant/row_tiles.h). Not used by matmul_q; tmac_lut_bench.cc compares
-// the two. Measured on this repo's Zen 4 VM (5632 × 2048, 1 token, medians of 3 interleaved runs): against
-// the shipped row-tile decode (1 tile per call) the LUT kernel is 2-7% slower warm at 2 bits and 8-10% faster
-// at 3 bits, and 11-41% faster cold at both; but against the same row-tile arithmetic done 4 tiles per call
-// (the bench's control) it is 10-13% slower warm and 2-11% slower cold at 2 bits, and within ±7% at 3 bits: its
-// cold gain is the 4 weight streams, not the lookups. Per 16 rows × 32 columns both need ~25 vector ALU ops at 2 bits (LUT: 8 vpermb,
+// the row-tile unpack-and-dot kernel (quant/row_tiles.h). Not used by matmul_q: tmac_lut_bench.cc compares the
+// two, and unpack-and-dot is kept for 2 and 3 bits. Measured on this repo's Zen 4 VM (5632 × 2048, 1 token, g32,
+// medians of 3 interleaved runs, row tiles with inline scales): LUT / tiles warm (L3) 0.96–0.99 at 2 bits and
+// 1.07 at 3 bits; cold (DRAM) 0.60–0.70 at 2 bits and 0.66–0.83 at 3 bits (the LUT tiles keep their scales at
+// the tile's end, a second stream; tiles had that too when the LUT kernel was written, and then it won cold by
+// reading 4 tiles per call). Per 16 rows × 32 columns both need ~25 vector ALU ops at 2 bits (LUT: 8 vpermb,
 // 4 vpternlogd, 2 vpsrlw, 4 vpaddb, 4 vpdpbusd, 3 to convert; row tiles: 8 vpandd, 6 vpsrlw, 8 vpdpbusd, 3)
-// and 36 vs 40 at 3 bits, so with one vpdpbusd per cycle the lookups save nothing at 2 bits.
+// and 36 vs 40 at 3 bits, so with one vpdpbusd per cycle the lookups save nothing at 2 bits and ~7% of the
+// arithmetic at 3, less than decode loses to memory. 1 bit (4 vpermb + 4 vpdpbusd per 16 × 32) is where
+// lookups should pay; lowbit has no other 1-bit decode kernel to compare with.
 //
 // Idea (T-MAC, EuroSys 2025): Σ_k q_k·x_k = Σ_p 2^p · Σ_k bit_p(q_k)·x_k, and for 4 columns the inner sum takes
 // one of 16 values (the sums of subsets of those 4 activations), so a precomputed 16-entry table per 4 columns
