@@ -58,7 +58,11 @@ HWY_INLINE VF LoadKV(DF df, const T* HWY_RESTRICT p) {
     return hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, p)));
   } else {
     const hn::Rebind<hwy::float16_t, DF> dh;
-    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+    auto h = hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p));
+#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG) && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+    asm("" : "+x"(h.raw));  // a plain load, not folded into vcvtph2ps (see LoadW in matmul.cc)
+#endif
+    return hn::PromoteTo(df, h);
   }
 }
 template <class T>
