@@ -9,23 +9,14 @@
 #include <vector>
 
 #include "eval/membw.h"
+#include "kernels/bench_util.h"
 #include "kernels/ops.h"
 
 namespace lowbit::kernels {
 namespace {
 
-ThreadPool& pool_of(int n) {
-  static ThreadPool p1(1), p2(2);
-  return n <= 1 ? p1 : p2;
-}
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using bench::pool_of;
+using bench::random_floats;
 
 // args: rows, cols, n_tokens, weight type, threads
 void BM_Matmul(benchmark::State& state) {

@@ -11,6 +11,7 @@
 
 #include "eval/membw.h"
 #include "kernels/half.h"
+#include "kernels/kernel_test_util.h"
 #include "kernels/ops.h"
 // clang-format off
 #include "kernels/hwy_targets.h"
@@ -23,6 +24,9 @@
 
 namespace lowbit::kernels {
 namespace {
+
+using kernel_test::random_floats;
+using kernel_test::scaled_error;
 
 // Runs f once per SIMD target compiled into the kernels and supported by this CPU, forcing dynamic dispatch
 // to that target; restores normal dispatch afterwards.
@@ -39,26 +43,6 @@ void ForEachTarget(F&& f) {
   }
   hwy::SetSupportedTargetsForTest(0);
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
-}
-
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-// max |a - b| / max |b| (b the reference); 0 if both are all zero.
-double scaled_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double max_ref = 0.0, max_err = 0.0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    max_ref = std::max(max_ref, std::fabs(double(b[i])));
-    const double e = std::fabs(double(a[i]) - double(b[i]));
-    if (!(e <= max_err)) max_err = e;  // propagates NaN
-  }
-  if (max_ref == 0.0) return max_err;
-  return max_err / max_ref;
 }
 
 const char* type_name(WeightType wt) {

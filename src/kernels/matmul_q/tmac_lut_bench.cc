@@ -7,38 +7,22 @@
 // (codes + scales) per second.
 #include <benchmark/benchmark.h>
 
-#include <cmath>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
 #include <tuple>
 #include <vector>
 
-#include "kernels/half.h"
+#include "kernels/bench_util.h"
 #include "kernels/matmul_q/matmul_q.h"
 #include "kernels/matmul_q/tmac_lut.h"
 #include "lowbit/aligned_buffer.h"
-#include "kernels/tuning.h"
 #include "quant/row_tiles.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 and _mm512_undefined_*() (see tmac_lut.cc)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#endif
 
 namespace lowbit::kernels {
 namespace {
 
-ThreadPool& pool_of(int n) {
-  static ThreadPool p1(1), p2(2);
-  return n <= 1 ? p1 : p2;
-}
-
-constexpr size_t kColdBytes = size_t{128} << 20;
+using bench::pool_of;
 
 // Both layouts of n copies of one random matrix (built once per process and configuration: the scalar
 // builders take seconds for 128 MiB).
@@ -51,15 +35,7 @@ const Copies& copies_of(const PackedDesc& d, bool cold) {
   auto& slot = cache[{d.bits, d.group_size, cold}];
   if (slot) return *slot;
   slot = std::make_unique<Copies>();
-  const size_t n = cold ? std::max<size_t>(2, (kColdBytes + d.total_bytes() - 1) / d.total_bytes()) : 1;
-  std::mt19937 rng(1);
-  for (size_t i = 0; i < n; ++i) {
-    PackedStorage s(d);
-    for (size_t j = 0; j < s.codes.size(); j += 4) {
-      const uint32_t v = rng();
-      std::memcpy(&s.codes[j], &v, std::min<size_t>(4, s.codes.size() - j));
-    }
-    for (auto& h : s.scales) h = f32_to_half(0.01f * float(rng() % 100 + 1) / 100.0f);
+  for (const PackedStorage& s : bench::make_copies(d, bench::copies_for(d.total_bytes(), cold))) {
     slot->tiles.emplace_back(row_tiles_bytes(d));
     build_row_tiles(s.view(), 0, d.rows / kTileRows, slot->tiles.back().data());
     slot->lut.emplace_back(lut_tiles_bytes(d));
