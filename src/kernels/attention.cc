@@ -47,6 +47,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
+#include "kernels/keep_in_reg-inl.h"
+
 // Cache elements: fp32, IEEE half (uint16_t bits) or int8 codes, widened to fp32 on load.
 template <class T>
 HWY_INLINE VF LoadKV(DF df, const T* HWY_RESTRICT p) {
@@ -59,9 +61,7 @@ HWY_INLINE VF LoadKV(DF df, const T* HWY_RESTRICT p) {
   } else {
     const hn::Rebind<hwy::float16_t, DF> dh;
     auto h = hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p));
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG) && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-    asm("" : "+x"(h.raw));  // a plain load, not folded into vcvtph2ps (see LoadW in matmul.cc)
-#endif
+    LOWBIT_KEEP_IN_REG(h);  // a plain load, not folded into vcvtph2ps
     return hn::PromoteTo(df, h);
   }
 }
@@ -75,15 +75,6 @@ HWY_INLINE float KVToF32(T x) {
     return half_to_f32(x);
   }
 }
-
-// Pins a just-loaded vector to a register so the compiler does not re-load it as a memory operand of every
-// FMA that uses it (the loads, not the FMAs, would then bound the loop on Zen4: one 512-bit load per cycle).
-#undef LOWBIT_KEEP_IN_REG
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG) && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-#define LOWBIT_KEEP_IN_REG(v) asm("" : "+v"((v).raw))
-#else
-#define LOWBIT_KEEP_IN_REG(v) (void)0
-#endif
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3 || HWY_TARGET == HWY_EMU128 || \
     HWY_TARGET == HWY_SCALAR

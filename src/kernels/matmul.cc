@@ -43,6 +43,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
+#include "kernels/keep_in_reg-inl.h"
+
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3 || HWY_TARGET == HWY_EMU128 || \
     HWY_TARGET == HWY_SCALAR
 constexpr size_t kNumRegs = 16;
@@ -67,11 +69,7 @@ HWY_INLINE VF LoadW(DF df, const float* HWY_RESTRICT p) { return hn::LoadU(df, p
 HWY_INLINE VF LoadW(DF df, const hwy::float16_t* HWY_RESTRICT p) {
   const hn::Rebind<hwy::float16_t, DF> dh;
   auto h = hn::LoadU(dh, p);
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG) && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-  // Keep the load a plain vector load: folded into vcvtph2ps as a memory operand, Zen 4's prefetchers did not
-  // follow the stream (one thread decoding from DRAM: 11-15 GB/s, against 19-27 with this and for bf16).
-  asm("" : "+x"(h.raw));
-#endif
+  LOWBIT_KEEP_IN_REG(h);  // a plain load, not folded into vcvtph2ps (keep_in_reg-inl.h says why)
   return hn::PromoteTo(df, h);
 }
 HWY_INLINE VF LoadW(DF df, const hwy::bfloat16_t* HWY_RESTRICT p) {
