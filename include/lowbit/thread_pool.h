@@ -24,11 +24,21 @@ class ThreadPool {
   // Calls fn(thread_index, n_threads) once on every thread and waits for all.
   void run(const std::function<void(int, int)>& fn);
 
-  // Splits [0, n) into contiguous chunks aligned to `grain` and calls fn(begin, end) for each non-empty one.
+  // Calls fn(begin, end) on chunks of [0, n) aligned to `grain` (one or more chunks per thread). Each thread
+  // starts on its own contiguous share, front to back; a thread that finishes early takes the remaining
+  // chunks from the back of another's share, so a slow or descheduled core does not hold up the rest.
   void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn);
 
  private:
   void worker(int index);
+  bool take_front(int owner, uint32_t* first, uint32_t* last);
+  bool take_back(int victim, uint32_t* block);
+
+  // A thread's share of grain blocks [front, back) in one word (front low, back high), so that the owner
+  // taking from the front and a thief taking from the back can never both get the same block.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> front_back{0};
+  };
 
   int n_threads_;
   std::vector<std::thread> threads_;
@@ -38,6 +48,7 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;
+  std::vector<Share> shares_;
 };
 
 // Number of physical cores (falls back to hardware_concurrency).

@@ -4,6 +4,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <algorithm>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -17,9 +18,13 @@ namespace lowbit {
 namespace {
 // Spin this many iterations before sleeping on the condition variable.
 constexpr int kSpinIterations = 1 << 16;
+// A thread takes 1/kGuidedDivisor of what is left of its share per call: long runs for the kernels'
+// streams early on, single blocks near the end, where they balance the threads.
+constexpr uint32_t kGuidedDivisor = 4;
+constexpr uint64_t kLow32 = 0xffffffffu;
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads), shares_(n_threads_) {
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -81,11 +86,53 @@ void ThreadPool::parallel_for(size_t n, size_t grain, const std::function<void(s
     fn(0, n);
     return;
   }
+  if (blocks > kLow32) {  // (beyond what a share word holds: a static split)
+    run([&](int t, int nt) {
+      const size_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
+      if (b0 < b1) fn(b0 * grain, std::min(n, b1 * grain));
+    });
+    return;
+  }
+  // Each thread starts on its own contiguous share (as a static split would give it) and then helps the
+  // others from the back of their shares, so a slow or descheduled core does not hold up the call.
+  for (int t = 0; t < n_threads_; ++t) {
+    const uint64_t b0 = blocks * t / n_threads_, b1 = blocks * (t + 1) / n_threads_;
+    shares_[t].front_back.store(b0 | (b1 << 32), std::memory_order_relaxed);  // published by run()
+  }
   run([&](int t, int nt) {
-    size_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
-    size_t begin = b0 * grain, end = std::min(n, b1 * grain);
-    if (begin < end) fn(begin, end);
+    uint32_t first, last;
+    while (take_front(t, &first, &last)) fn(first * grain, std::min(n, (size_t{last} + 1) * grain));
+    for (int k = 1; k < nt; ++k)
+      while (take_back((t + k) % nt, &first)) fn(first * grain, std::min(n, (size_t{first} + 1) * grain));
   });
+}
+
+bool ThreadPool::take_front(int owner, uint32_t* first, uint32_t* last) {
+  std::atomic<uint64_t>& word = shares_[owner].front_back;
+  uint64_t cur = word.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint32_t front = static_cast<uint32_t>(cur), back = static_cast<uint32_t>(cur >> 32);
+    if (front >= back) return false;
+    const uint32_t take = std::max<uint32_t>(1, (back - front) / kGuidedDivisor);
+    if (word.compare_exchange_weak(cur, (cur & ~kLow32) | (front + take), std::memory_order_acq_rel)) {
+      *first = front;
+      *last = front + take - 1;
+      return true;
+    }
+  }
+}
+
+bool ThreadPool::take_back(int victim, uint32_t* block) {
+  std::atomic<uint64_t>& word = shares_[victim].front_back;
+  uint64_t cur = word.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint32_t front = static_cast<uint32_t>(cur), back = static_cast<uint32_t>(cur >> 32);
+    if (front >= back) return false;
+    if (word.compare_exchange_weak(cur, front | (uint64_t{back - 1} << 32), std::memory_order_acq_rel)) {
+      *block = back - 1;
+      return true;
+    }
+  }
 }
 
 int default_thread_count() {
