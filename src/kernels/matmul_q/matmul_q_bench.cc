@@ -104,7 +104,6 @@ void VariantArgs(benchmark::internal::Benchmark* b) {
       b->Args({5632, 2048, 128, bits, 1, 32, 2, 0, tiles});
       b->Args({2048, 5632, 128, bits, 1, 32, 2, 0, tiles});
       b->Args({2048, 5632, 1, bits, 1, 32, 2, 1, tiles});  // the down projection's shape, decode
-
     }
   b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold", "tiles"});
 }
