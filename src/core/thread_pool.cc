@@ -86,17 +86,21 @@ void ThreadPool::parallel_for(size_t n, size_t grain, const std::function<void(s
     fn(0, n);
     return;
   }
+  // Thread t's contiguous share of the blocks, [first, end).
+  const auto share = [&](int t) {
+    return std::pair<uint64_t, uint64_t>{blocks * t / n_threads_, blocks * (t + 1) / n_threads_};
+  };
   if (blocks > kLow32) {  // (beyond what a share word holds: a static split)
-    run([&](int t, int nt) {
-      const size_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
-      if (b0 < b1) fn(b0 * grain, std::min(n, b1 * grain));
+    run([&](int t, int) {
+      const auto [b0, b1] = share(t);
+      if (b0 < b1) fn(b0 * grain, std::min<size_t>(n, b1 * grain));
     });
     return;
   }
   // Each thread starts on its own contiguous share (as a static split would give it) and then helps the
   // others from the back of their shares, so a slow or descheduled core does not hold up the call.
   for (int t = 0; t < n_threads_; ++t) {
-    const uint64_t b0 = blocks * t / n_threads_, b1 = blocks * (t + 1) / n_threads_;
+    const auto [b0, b1] = share(t);
     shares_[t].front_back.store(b0 | (b1 << 32), std::memory_order_relaxed);  // published by run()
   }
   run([&](int t, int nt) {
