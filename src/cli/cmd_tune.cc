@@ -164,7 +164,7 @@ void run_tune(const TuneArgs& a) {
   chosen.dot_grain = sweep_decode({4, 8, 16, 32, 64, 128}, &kernels::KernelTuning::dot_grain, "dot_grain_us");
   // 4. Decode prefetch distance (4-bit row tiles only; 0 = none).
   if (kernels::matmul_q_uses_row_tiles())
-    chosen.decode_prefetch_bytes = sweep_decode({0, 256, 512, 1024, 2048, 4096, 16384},
+    chosen.decode_prefetch_bytes = sweep_decode({0, 128, 192, 256, 320, 384, 512, 1024, 4096},
                                                 &kernels::KernelTuning::decode_prefetch_bytes, "decode_prefetch_us");
 
   // Summary: each kernel's time with the compiled defaults, the prediction and the chosen parameters.
