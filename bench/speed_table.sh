@@ -19,7 +19,10 @@
 #   4. steps 3 repeated --rounds times (default 3), every runtime once per round, interleaved, because this
 #      kind of VM's bandwidth drifts by tens of percent within minutes;
 #   5. one table of the medians over the rounds: tokens/s, lowbit's % of the bandwidth limit (decode) and of the
-#      multiply-add peak (prefill), and lowbit's ratio to each anchor on the same file or bit width.
+#      multiply-add peak (prefill), and lowbit's ratio to each anchor on the same file or bit width;
+#   6. the read bandwidth (`lowbit bench --membw`) is measured right before every runtime's run, and a second
+#      table gives each round's decode beside it and the median of the per-round ratios (runs next to each other
+#      in time mostly share the VM's bandwidth state, where medians over rounds may not).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 [ $# -ge 1 ] || { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -64,29 +67,37 @@ for t in $TYPES; do
   }
 done
 
-# One JSON line per measurement: {"type", "runtime", "how", "pp", "tg", "pct_bw", "pct_peak"}.
+# One JSON line per measurement: {"type", "runtime", "how", "round", "bw_before", "pp", "tg", "pct_bw", "pct_peak"}.
+round=0
+probe() {  # read bandwidth right now, GB/s
+  "$LOWBIT" bench --membw -t "$THREADS" --json 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["read_bandwidth_gb_s"])'
+}
 anchor() {  # name, bin dir, extra args, type
-  local name="$1" dir="$2" extra="$3" t="$4"
-  log "$name llama-bench $t..."
+  local name="$1" dir="$2" extra="$3" t="$4" bw
+  bw="$(probe)"
+  log "$name llama-bench $t (read bandwidth before: $bw GB/s)..."
   # shellcheck disable=SC2086
   "$dir/llama-bench" -m "$(file_of "$t")" -t "$THREADS" -p 128 -n 64 $extra -o json 2>/dev/null |
     python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
 pp = next(r["avg_ts"] for r in rows if r["n_prompt"]); tg = next(r["avg_ts"] for r in rows if r["n_gen"])
-print(json.dumps({"type": sys.argv[1], "runtime": sys.argv[2], "how": "file", "pp": pp, "tg": tg}))' "$t" "$name" >>"$RAW"
+print(json.dumps({"type": sys.argv[1], "runtime": sys.argv[2], "how": "file", "round": int(sys.argv[3]),
+                  "bw_before": float(sys.argv[4]), "pp": pp, "tg": tg}))' "$t" "$name" "$round" "$bw" >>"$RAW"
 }
 ours() {  # type label, how, then lowbit args
-  local t="$1" how="$2"; shift 2
-  log "lowbit $t ($how)..."
+  local t="$1" how="$2" bw; shift 2
+  bw="$(probe)"
+  log "lowbit $t ($how) (read bandwidth before: $bw GB/s)..."
   "$LOWBIT" bench "$@" -t "$THREADS" -p 128 -n 64 -r 3 --json 2>/dev/null |
     python3 -c '
 import json, sys
 j = json.load(sys.stdin)
-print(json.dumps({"type": sys.argv[1], "runtime": "lowbit", "how": sys.argv[2], "pp": j["prefill_tok_s"],
+print(json.dumps({"type": sys.argv[1], "runtime": "lowbit", "how": sys.argv[2], "round": int(sys.argv[3]),
+                  "bw_before": float(sys.argv[4]), "pp": j["prefill_tok_s"],
                   "tg": j["decode_tok_s"], "pct_bw": j.get("decode_pct_of_limit", 0),
                   "pct_peak": j.get("prefill_pct_of_peak", 0), "peak_kind": j.get("peak_kind", ""),
-                  "bw": j.get("read_bandwidth_gb_s", 0), "bpw": j["bits_per_weight"]}))' "$t" "$how" >>"$RAW"
+                  "bw": j.get("read_bandwidth_gb_s", 0), "bpw": j["bits_per_weight"]}))' "$t" "$how" "$round" "$bw" >>"$RAW"
 }
 recipe_for() {
   case "$1" in
@@ -98,6 +109,7 @@ recipe_for() {
 }
 for round in $(seq "$ROUNDS"); do
 log "== round $round of $ROUNDS"
+# (round is read by anchor/ours)
 for t in $TYPES; do
   anchor llama.cpp "$LLAMA" "" "$t"
   [ -z "$IK" ] || anchor ik_llama.cpp "$IK" "$IK_ARGS" "$t"
@@ -144,5 +156,25 @@ for r in rows:
                 cells.append(f"{r[key] / same[a][key]:.2f}x" if a in same else "-")
     else:
         cells += ["", "", "", "", "", ""]
+    print("| " + " | ".join(cells) + " |")
+
+# Per round: decode tok/s with the read bandwidth measured right before it, and lowbit's per-round ratios.
+runs = [(k, rs) for k, rs in groups.items()]
+print("\nper round: decode tok/s (read bandwidth in GB/s right before that run); last columns: median over the rounds"
+      " of lowbit's decode divided by each anchor's in the same round\n")
+n_rounds = max(r.get("round", 1) for r in raw)
+head = ["type", "runtime", "how"] + [f"round {i}" for i in range(1, n_rounds + 1)] + ["per-round vs llama.cpp", "per-round vs ik"]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+for (t, rt, how), rs in runs:
+    by_round = {r.get("round", 1): r for r in rs}
+    cells = [t, rt, how]
+    for i in range(1, n_rounds + 1):
+        r = by_round.get(i)
+        cells.append(f"{r['tg']:.1f} ({r.get('bw_before', 0):.0f})" if r else "-")
+    for a in ("llama.cpp", "ik_llama.cpp"):
+        anchor = {r.get("round", 1): r for r in raw if r["type"] == t and r["runtime"] == a}
+        ratios = [by_round[i]["tg"] / anchor[i]["tg"] for i in by_round if i in anchor]
+        cells.append(f"{statistics.median(ratios):.2f}x" if rt == "lowbit" and ratios else "")
     print("| " + " | ".join(cells) + " |")
 PY
