@@ -70,7 +70,8 @@ done
 # One JSON line per measurement: {"type", "runtime", "how", "round", "bw_before", "pp", "tg", "pct_bw", "pct_peak"}.
 round=0
 probe() {  # read bandwidth right now, GB/s
-  "$LOWBIT" bench --membw -t "$THREADS" --json 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["read_bandwidth_gb_s"])'
+  "$LOWBIT" bench --membw -t "$THREADS" --json 2>/dev/null |
+    python3 -c 'import json, sys; print("%.1f" % json.load(sys.stdin)["read_bandwidth_gb_s"])'
 }
 anchor() {  # name, bin dir, extra args, type
   local name="$1" dir="$2" extra="$3" t="$4" bw
