@@ -4,6 +4,7 @@
 #
 #   bench/speed_table.sh LLAMA_CPP_BIN [--ik IK_LLAMA_BIN] [--ik-args "ARGS"] [--preset NAME] [--work DIR]
 #                        [--threads N] [--lowbit BIN] [--types "Q4_0 Q8_0 Q2_K Q3_K_S F16"] [--rounds N]
+#                        [--decode-only]
 #
 # LLAMA_CPP_BIN / IK_LLAMA_BIN: folders holding llama-bench and llama-quantize (docs/benchmarks.md says how to
 # build them beside this project). --ik-args are extra llama-bench arguments for ik_llama.cpp (e.g. "-rtr 1"
@@ -23,12 +24,14 @@
 #   6. the read bandwidth (`lowbit bench --membw`) is measured right before every runtime's run, and a second
 #      table gives each round's decode beside it and the median of the per-round ratios (runs next to each other
 #      in time mostly share the VM's bandwidth state, where medians over rounds may not).
+# --decode-only: no prefill (anchors -p 0, lowbit a 16-token prompt, 2 repeats, no limits measured), so a round
+# takes seconds and many rounds fit: the per-round ratios are then the robust figure on a drifting machine.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 [ $# -ge 1 ] || { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 LLAMA="$1"; shift
 IK="" IK_ARGS="" PRESET="tinyllama-1.1b" WORK="${LOWBIT_CACHE:-$HOME/.cache/lowbit}/synth" THREADS=2
-LOWBIT="$here/build/lowbit" TYPES="Q4_0 Q8_0 Q2_K Q3_K_S F16" ROUNDS=3
+LOWBIT="$here/build/lowbit" TYPES="Q4_0 Q8_0 Q2_K Q3_K_S F16" ROUNDS=3 DECODE_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --ik) IK="$2"; shift 2 ;;
@@ -39,6 +42,7 @@ while [ $# -gt 0 ]; do
     --lowbit) LOWBIT="$2"; shift 2 ;;
     --types) TYPES="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
+    --decode-only) DECODE_ONLY=1; shift ;;
     *) echo "speed_table.sh: error: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -78,11 +82,13 @@ anchor() {  # name, bin dir, extra args, type
   bw="$(probe)"
   log "$name llama-bench $t (read bandwidth before: $bw GB/s)..."
   # shellcheck disable=SC2086
-  "$dir/llama-bench" -m "$(file_of "$t")" -t "$THREADS" -p 128 -n 64 $extra -o json 2>/dev/null |
+  local np=128 reps=()
+  [ "$DECODE_ONLY" = 0 ] || { np=0; reps=(-r 2); }
+  "$dir/llama-bench" -m "$(file_of "$t")" -t "$THREADS" -p "$np" -n 64 "${reps[@]}" $extra -o json 2>/dev/null |
     python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
-pp = next(r["avg_ts"] for r in rows if r["n_prompt"]); tg = next(r["avg_ts"] for r in rows if r["n_gen"])
+pp = next((r["avg_ts"] for r in rows if r["n_prompt"]), None); tg = next(r["avg_ts"] for r in rows if r["n_gen"])
 print(json.dumps({"type": sys.argv[1], "runtime": sys.argv[2], "how": "file", "round": int(sys.argv[3]),
                   "bw_before": float(sys.argv[4]), "pp": pp, "tg": tg}))' "$t" "$name" "$round" "$bw" >>"$RAW"
 }
@@ -90,15 +96,17 @@ ours() {  # type label, how, then lowbit args
   local t="$1" how="$2" bw; shift 2
   bw="$(probe)"
   log "lowbit $t ($how) (read bandwidth before: $bw GB/s)..."
-  "$LOWBIT" bench "$@" -t "$THREADS" -p 128 -n 64 -r 3 --json 2>/dev/null |
+  local opts=(-p 128 -n 64 -r 3)
+  [ "$DECODE_ONLY" = 0 ] || opts=(-p 16 -n 64 -r 2 --no-limits)
+  "$LOWBIT" bench "$@" -t "$THREADS" "${opts[@]}" --json 2>/dev/null |
     python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 print(json.dumps({"type": sys.argv[1], "runtime": "lowbit", "how": sys.argv[2], "round": int(sys.argv[3]),
-                  "bw_before": float(sys.argv[4]), "pp": j["prefill_tok_s"],
+                  "bw_before": float(sys.argv[4]), "pp": j["prefill_tok_s"] if sys.argv[5] == "0" else None,
                   "tg": j["decode_tok_s"], "pct_bw": j.get("decode_pct_of_limit", 0),
                   "pct_peak": j.get("prefill_pct_of_peak", 0), "peak_kind": j.get("peak_kind", ""),
-                  "bw": j.get("read_bandwidth_gb_s", 0), "bpw": j["bits_per_weight"]}))' "$t" "$how" "$round" "$bw" >>"$RAW"
+                  "bw": j.get("read_bandwidth_gb_s", 0), "bpw": j["bits_per_weight"]}))' "$t" "$how" "$round" "$bw" "$DECODE_ONLY" >>"$RAW"
 }
 recipe_for() {
   case "$1" in
@@ -136,25 +144,31 @@ for (t, rt, how), rs in groups.items():
     m = dict(rs[0])
     for k, v in rs[0].items():
         if isinstance(v, (int, float)):
-            m[k] = statistics.median(x[k] for x in rs)
+            vals = [x[k] for x in rs if isinstance(x.get(k), (int, float))]
+            m[k] = statistics.median(vals) if vals else None
+        elif v is None:
+            m[k] = None
     m["n"] = len(rs)
     rows.append(m)
-print(f"# Speed — {sys.argv[2]} (random weights, real dimensions), {sys.argv[3]} threads, prefill 128 / decode 64")
-bws = [r["bw"] for r in raw if r.get("bw")]
+what = "prefill 128 / decode 64" if any(r.get("pp") for r in raw) else "decode 64 only"
+print(f"# Speed — {sys.argv[2]} (random weights, real dimensions), {sys.argv[3]} threads, {what}")
+bws = [r["bw_before"] for r in raw if r.get("bw_before")]
 bw = statistics.median(bws) if bws else 0
-print(f"\nmedians of {sys.argv[4]} interleaved rounds; read bandwidth measured by lowbit: median {bw:.1f} GB/s"
+print(f"\nmedians of {sys.argv[4]} interleaved rounds; read bandwidth right before the runs: median {bw:.1f} GB/s"
       f" (range {min(bws, default=0):.1f}-{max(bws, default=0):.1f})\n")
 print("| type | runtime | how | prefill tok/s | decode tok/s | lowbit decode % of BW limit | lowbit prefill % of peak "
       "| decode vs llama.cpp | decode vs ik | prefill vs llama.cpp | prefill vs ik |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     same = {x["runtime"]: x for x in rows if x["type"] == r["type"] and x["runtime"] != "lowbit"}
-    cells = [r["type"], r["runtime"], r["how"], f"{r['pp']:.1f}", f"{r['tg']:.2f}"]
+    cells = [r["type"], r["runtime"], r["how"], f"{r['pp']:.1f}" if r["pp"] else "-", f"{r['tg']:.2f}"]
     if r["runtime"] == "lowbit":
-        cells += [f"{r['pct_bw']:.0f}%", f"{r['pct_peak']:.0f}% ({r['peak_kind']})"]
+        cells += [f"{r['pct_bw']:.0f}%" if r["pct_bw"] else "-",
+                  f"{r['pct_peak']:.0f}% ({r['peak_kind']})" if r["pct_peak"] else "-"]
         for key in ("tg", "pp"):
             for a in ("llama.cpp", "ik_llama.cpp"):
-                cells.append(f"{r[key] / same[a][key]:.2f}x" if a in same else "-")
+                ok = a in same and r[key] and same[a][key]
+                cells.append(f"{r[key] / same[a][key]:.2f}x" if ok else "-")
     else:
         cells += ["", "", "", "", "", ""]
     print("| " + " | ".join(cells) + " |")
