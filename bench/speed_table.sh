@@ -25,10 +25,11 @@
 #      table gives each round's decode beside it and the median of the per-round ratios (runs next to each other
 #      in time mostly share the VM's bandwidth state, where medians over rounds may not).
 # --decode-only: no prefill (anchors -p 0, lowbit a 16-token prompt, 2 repeats, no limits measured), so a round
-# takes seconds and many rounds fit: the per-round ratios are then the robust figure on a drifting machine.
+# is short (about a minute for Q4_0 and Q8_0) and many fit: the per-round ratios are then the robust figure on
+# a drifting machine.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -ge 1 ] || { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 LLAMA="$1"; shift
 IK="" IK_ARGS="" PRESET="tinyllama-1.1b" WORK="${LOWBIT_CACHE:-$HOME/.cache/lowbit}/synth" THREADS=2
 LOWBIT="$here/build/lowbit" TYPES="Q4_0 Q8_0 Q2_K Q3_K_S F16" ROUNDS=3 DECODE_ONLY=0
@@ -72,7 +73,7 @@ for t in $TYPES; do
 done
 
 # One JSON line per measurement: {"type", "runtime", "how", "round", "bw_before", "pp", "tg", "pct_bw", "pct_peak"}.
-round=0
+round=0  # the current round: the loop below sets it, anchor and ours record it
 probe() {  # read bandwidth right now, GB/s
   "$LOWBIT" bench --membw -t "$THREADS" --json 2>/dev/null |
     python3 -c 'import json, sys; print("%.1f" % json.load(sys.stdin)["read_bandwidth_gb_s"])'
@@ -81,9 +82,9 @@ anchor() {  # name, bin dir, extra args, type
   local name="$1" dir="$2" extra="$3" t="$4" bw
   bw="$(probe)"
   log "$name llama-bench $t (read bandwidth before: $bw GB/s)..."
-  # shellcheck disable=SC2086
   local np=128 reps=()
   [ "$DECODE_ONLY" = 0 ] || { np=0; reps=(-r 2); }
+  # shellcheck disable=SC2086
   "$dir/llama-bench" -m "$(file_of "$t")" -t "$THREADS" -p "$np" -n 64 "${reps[@]}" $extra -o json 2>/dev/null |
     python3 -c '
 import json, sys
@@ -118,7 +119,6 @@ recipe_for() {
 }
 for round in $(seq "$ROUNDS"); do
 log "== round $round of $ROUNDS"
-# (round is read by anchor/ours)
 for t in $TYPES; do
   anchor llama.cpp "$LLAMA" "" "$t"
   [ -z "$IK" ] || anchor ik_llama.cpp "$IK" "$IK_ARGS" "$t"
@@ -174,14 +174,13 @@ for r in rows:
     print("| " + " | ".join(cells) + " |")
 
 # Per round: decode tok/s with the read bandwidth measured right before it, and lowbit's per-round ratios.
-runs = [(k, rs) for k, rs in groups.items()]
 print("\nper round: decode tok/s (read bandwidth in GB/s right before that run); last columns: median over the rounds"
       " of lowbit's decode divided by each anchor's in the same round\n")
 n_rounds = max(r.get("round", 1) for r in raw)
 head = ["type", "runtime", "how"] + [f"round {i}" for i in range(1, n_rounds + 1)] + ["per-round vs llama.cpp", "per-round vs ik"]
 print("| " + " | ".join(head) + " |")
 print("|" + "---|" * len(head))
-for (t, rt, how), rs in runs:
+for (t, rt, how), rs in groups.items():
     by_round = {r.get("round", 1): r for r in rs}
     cells = [t, rt, how]
     for i in range(1, n_rounds + 1):
