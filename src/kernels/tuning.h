@@ -21,9 +21,8 @@ struct KernelTuning {
   size_t prefill_token_block = 0;
   // Decode: rows per task of the thread pool (balance against per-task overhead).
   size_t dot_grain = 16;
-  // Decode from 4-bit row tiles: non-temporal prefetches this many bytes ahead of the weights being read, so
-  // they pass through L1 without evicting the activations; 0 = none. (2-, 3- and 8-bit tiles never prefetch:
-  // measured +0.7-2.7%, -2.4% and -5-16% end to end.)
+  // Decode from 4-bit row tiles: non-temporal prefetches this many bytes ahead of the weights being read;
+  // 0 = none. (2-, 3- and 8-bit tiles never prefetch: measured +0.7-2.7%, -2.4% and -5-16% end to end.)
   size_t decode_prefetch_bytes = 0;
 };
 

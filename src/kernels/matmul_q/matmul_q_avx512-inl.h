@@ -797,8 +797,8 @@ LOWBIT_QF __m512i TileGroupAt(const uint8_t* blk, int at) {
 // columns straight from the loaded weights. Outputs come out 16 rows per vector: no horizontal sums, no panel
 // build, and one sequential stream of weights per tile. One tile × kT tokens per call; with fewer than 4 tokens
 // each block's dots alternate between two accumulator chains. pf: non-temporal prefetch distance in bytes
-// (KernelTuning::decode_prefetch_bytes), 0 = none: the weights then pass through L1 without evicting the
-// activations, which every tile re-reads.
+// (KernelTuning::decode_prefetch_bytes), 0 = none. (Why the hint helps is not settled: prefetching the
+// activations as well changed nothing, so it is not only that they stay in L1.)
 template <int kBits, bool kSym, size_t kT>
 LOWBIT_Q_ATTR HWY_NOINLINE void A8TiledTile(const uint8_t* HWY_RESTRICT tile, const RowTileGeometry& geo,
                                              const A8Acts& a, size_t t0, size_t gb, int zshift, size_t pf,
