@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/matmul_q/matmul_q.h"
+#include "kernels/ops.h"
 #include "lowbit/error.h"
 #include "lowbit/session.h"
 #include "test_util.h"
@@ -74,6 +75,24 @@ INSTANTIATE_TEST_SUITE_P(
                       R"({"linear:a8wxdq": {"bitwidth": 2, "groupsize": 96}, "embedding:wx": {"bitwidth": 5, "groupsize": 32}, "output": "none"})",
                       R"({"linear:int4": {"groupsize": 32}, "embedding": {"bitwidth": 8, "groupsize": 0}, "output": {"scheme": "int8", "groupsize": 32}})"));
 
+// `tiled` (loaded with row tiles) gives the logits of `rows` (the same file in the row layout) within
+// `tolerance`, refuses to be saved, and gives bit-identical logits to `rows` saved as a bundle and loaded back
+// with row tiles (whose row-layout pages are released).
+void expect_tiles_keep_logits(const std::shared_ptr<Model>& rows, const std::shared_ptr<Model>& tiled,
+                              double tolerance, const std::string& dir) {
+  auto toks = some_tokens(rows->config().vocab_size);
+  EXPECT_LE(max_rel_error(logits_of(tiled, toks), logits_of(rows, toks)), tolerance);
+  EXPECT_THROW(tiled->save_bundle(dir + "/t.lbt"), Error);
+  rows->save_bundle(dir + "/m.lbt");
+  LoadOptions bt;
+  bt.row_tiles = true;
+  auto c = Model::load(dir + "/m.lbt", bt);
+  EXPECT_EQ(c->weight_bytes(), tiled->weight_bytes());
+  const std::vector<float> lb = logits_of(tiled, toks), lc = logits_of(c, toks);
+  ASSERT_EQ(lb.size(), lc.size());
+  EXPECT_EQ(std::memcmp(lb.data(), lc.data(), 4 * lb.size()), 0);
+}
+
 // Weights rearranged into row tiles for this CPU's kernels (LoadOptions::row_tiles) give the row layout's
 // logits up to float summation order, from a GGUF and from a bundle (whose row-layout pages are released).
 TEST(QuantizedModel, RowTilesKeepLogits) {
@@ -101,16 +120,41 @@ TEST(QuantizedModel, RowTilesKeepLogits) {
       ASSERT_TRUE(b->layer(0).w_gate_up.packed.tiles != nullptr);
       EXPECT_EQ(b->layer(0).w_gate_up.packed.codes, nullptr);  // the row layout is gone
       EXPECT_EQ(a->weight_bytes(), b->weight_bytes());
-      auto toks = some_tokens(a->config().vocab_size);
-      EXPECT_LE(max_rel_error(logits_of(b, toks), logits_of(a, toks)), 1e-4);
-      EXPECT_THROW(b->save_bundle(dir.path() + "/t.lbt"), Error);
-      a->save_bundle(dir.path() + "/m.lbt");
-      LoadOptions bt;
-      bt.row_tiles = true;
-      auto c = Model::load(dir.path() + "/m.lbt", bt);
-      const std::vector<float> lb = logits_of(b, toks), lc = logits_of(c, toks);
-      ASSERT_EQ(lb.size(), lc.size());
-      EXPECT_EQ(std::memcmp(lb.data(), lc.data(), 4 * lb.size()), 0);
+      expect_tiles_keep_logits(a, b, 1e-4, dir.path());
+    }
+  }
+}
+
+// Dense weights in 32-row groups (the same LoadOptions::row_tiles): the row layout's logits up to float
+// summation order, tied embeddings looked up from the groups, from a GGUF and from a bundle.
+TEST(QuantizedModel, DenseTilesKeepLogits) {
+  if (!kernels::matmul_uses_dense_tiles()) GTEST_SKIP() << "this CPU's kernels keep dense weights in rows";
+  test::TempDir dir;
+  for (bool tied : {true, false}) {
+    test::TinyLlamaConfig cfg;
+    cfg.tied_output = tied;
+    cfg.dim = 96;
+    cfg.n_heads = 3;
+    cfg.n_kv_heads = 1;
+    cfg.ffn = 200;  // gate|up: 400 rows = 12 groups + a 16-row tail
+    auto info = test::write_tiny_llama(dir.path() + "/m.gguf", cfg);
+    for (const char* recipe : {"", R"({"precision": {"dtype": "fp16"}})", R"({"precision": {"dtype": "bf16"}})"}) {
+      SCOPED_TRACE(std::string(tied ? "tied " : "untied ") + recipe);
+      LoadOptions rows, tiles;
+      if (*recipe) rows.recipe = tiles.recipe = Recipe::parse(recipe);
+      tiles.row_tiles = true;
+      auto a = Model::load(info.path, rows), b = Model::load(info.path, tiles);
+      ASSERT_FALSE(a->layer(0).w_gate_up.dense_tiled);
+      ASSERT_TRUE(b->layer(0).w_gate_up.dense_tiled);
+      ASSERT_TRUE(b->token_embedding().dense_tiled);
+      EXPECT_EQ(a->weight_bytes(), b->weight_bytes());
+      std::vector<float> ra(cfg.dim), rb(cfg.dim);
+      for (size_t r : {size_t{0}, size_t{33}, a->token_embedding().rows - 1}) {
+        a->token_embedding().row_to_f32(r, ra.data());
+        b->token_embedding().row_to_f32(r, rb.data());
+        EXPECT_EQ(ra, rb) << "embedding row " << r;
+      }
+      expect_tiles_keep_logits(a, b, 1e-5, dir.path());
     }
   }
 }

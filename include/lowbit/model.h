@@ -47,14 +47,16 @@ struct Weight {
   bool is_packed = false;
   WeightDtype dtype = WeightDtype::F32;  // when dense
   const uint8_t* dense = nullptr;        // when dense: rows × cols values of dtype
+  bool dense_tiled = false;              // dense in kernels::DenseLayout::Tiles (32-row k-major groups), not rows
   PackedMatrix packed;                   // when packed
   AlignedBuffer<uint8_t> storage;
 
-  // Rearranges a packed int8-activation weight into row tiles (quant/row_tiles.h) when the matmul kernels of
-  // this CPU use them, and releases the row layout (freed, or a bundle's pages returned to the page cache):
-  // the weight then takes the same bytes as before. No-op for other weights and CPUs.
+  // Rearranges the weight into the tiles this CPU's kernels read (a packed int8-activation weight into 16-row
+  // tiles, quant/row_tiles.h; a dense one into 32-row groups, kernels/ops.h) when they use them, and releases
+  // the row layout (freed, or a bundle's pages returned to the page cache): the weight then takes the same
+  // bytes as before. No-op for other weights and CPUs.
   void use_row_tiles(ThreadPool& pool);
-  AlignedBuffer<uint8_t> tiles;  // owns packed.tiles
+  AlignedBuffer<uint8_t> tiles;  // owns packed.tiles, or the dense tiles of a weight borrowed from a bundle
 
   uint64_t bytes() const;
   void row_to_f32(size_t r, float* out) const;  // one row (an embedding lookup) as fp32
@@ -75,7 +77,7 @@ struct LoadOptions {
   // a recipe with only a precision runs everything dequantized to that type (the fp32 baseline).
   std::optional<Recipe> recipe;
   int threads = 0;  // for conversion at load; 0 = default
-  // Rearrange packed weights for this CPU's kernels (Weight::use_row_tiles). Leave off to write the model out
+  // Rearrange weights for this CPU's kernels (Weight::use_row_tiles). Leave off to write the model out
   // (save_bundle, convert), which needs the row layout.
   bool row_tiles = false;
 };

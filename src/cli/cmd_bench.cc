@@ -198,7 +198,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("-q,--quantize", a->model.quantize, "Quantize in memory with a JSON recipe (string or file)");
   cmd->add_option("-t,--threads", a->model.threads, "Threads (default: physical cores)");
   cmd->add_option("--tune-profile", a->model.tune_profile, "Kernel parameters saved by `lowbit tune`");
-  cmd->add_flag("--row-layout", a->model.row_layout, "Keep packed weights in their row layout (no 16-row tiles)");
+  cmd->add_flag("--row-layout", a->model.row_layout, "Keep weights in their row layout (no row tiles)");
   cmd->add_option("--kv-type", a->model.kv_type, "KV cache element type: f32, f16 or int8")->capture_default_str();
   cmd->add_flag("--membw", a->membw, "Measure the read bandwidth (the decode limit)");
   cmd->add_flag("--peak", a->peak, "Measure the int8, bf16 and fp32 multiply-add peaks (the prefill limits)");

@@ -20,7 +20,7 @@ void ModelOptions::add(CLI::App& cmd, size_t default_ctx) {
   cmd.add_option("--tune-profile", tune_profile, "Kernel parameters saved by `lowbit tune` (default: its cache file)");
   cmd.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or int8")->capture_default_str();
   cmd.add_flag("--row-layout", row_layout,
-               "Keep packed weights in their row layout instead of this CPU's 16-row tiles (to compare kernels)");
+               "Keep weights in their row layout instead of the row tiles this CPU's kernels read (to compare kernels)");
 }
 
 std::optional<Recipe> ModelOptions::recipe() const {

@@ -87,19 +87,33 @@ TEST(Kernels, TargetsIncludeBestAndFallback) {
 
 double g_worst_matmul_error[3] = {0, 0, 0};  // per weight type, reported by the tests
 
-void check_matmul(ThreadPool& pool, WeightType wt, size_t rows, size_t cols, size_t n_tokens, uint32_t seed) {
+// The row-major W in `layout` (the tile layout's tail rows are copied as they are).
+std::vector<uint8_t> in_layout(WeightType wt, const std::vector<uint8_t>& W, size_t rows, size_t cols,
+                               DenseLayout layout) {
+  if (layout == DenseLayout::Rows) return W;
+  const size_t es = weight_type_bytes(wt);
+  std::vector<uint8_t> out(W.size());
+  const size_t tail0 = rows / kDenseTileRows * kDenseTileRows;
+  dense_rows_to_tiles(es, W.data(), rows, cols, out.data(), 0, rows / kDenseTileRows);
+  std::memcpy(out.data() + tail0 * cols * es, W.data() + tail0 * cols * es, (rows - tail0) * cols * es);
+  return out;
+}
+
+void check_matmul(ThreadPool& pool, WeightType wt, size_t rows, size_t cols, size_t n_tokens, uint32_t seed,
+                  DenseLayout layout = DenseLayout::Rows) {
   const std::vector<uint8_t> W = make_weights(wt, rows * cols, seed);
   const std::vector<float> x = random_floats(n_tokens * cols, seed + 1);
   std::vector<float> want(rows * n_tokens);
   ref::matmul(wt, W.data(), rows, cols, x.data(), n_tokens, want.data());
+  const std::vector<uint8_t> Wl = in_layout(wt, W, rows, cols, layout);
   ForEachTarget([&] {
     std::vector<float> got(rows * n_tokens, std::numeric_limits<float>::quiet_NaN());
-    matmul(pool, wt, W.data(), rows, cols, x.data(), n_tokens, got.data());
+    matmul(pool, wt, Wl.data(), rows, cols, x.data(), n_tokens, got.data(), layout);
     const double err = scaled_error(got, want);
     double& worst = g_worst_matmul_error[static_cast<int>(wt)];
     worst = std::max(worst, err);
     EXPECT_LE(err, 1e-5) << type_name(wt) << " rows " << rows << " cols " << cols << " tokens " << n_tokens
-                         << " threads " << pool.size();
+                         << " threads " << pool.size() << (layout == DenseLayout::Tiles ? " tiles" : " rows");
   });
 }
 
@@ -118,6 +132,36 @@ TEST(Kernels, MatmulOddShapes) {
               g_worst_matmul_error[1], g_worst_matmul_error[2]);
 }
 
+// The tile layout: whole groups only, groups plus tail rows, tail rows only; every token count of the tile
+// kernel's chunks (1-4) and of the outer-product form.
+TEST(Kernels, MatmulTiledOddShapes) {
+  ThreadPool pool1(1), pool2(2);
+  uint32_t seed = 500;
+  for (WeightType wt : {WeightType::F32, WeightType::F16, WeightType::BF16})
+    for (size_t rows : {17, 32, 67, 96})
+      for (size_t cols : {1, 5, 67, 577})
+        for (size_t n : {1, 2, 3, 4, 5, 7, 17, 130}) {
+          check_matmul(pool1, wt, rows, cols, n, seed, DenseLayout::Tiles);
+          check_matmul(pool2, wt, rows, cols, n, seed, DenseLayout::Tiles);
+          ++seed;
+        }
+}
+
+TEST(Kernels, DenseIndexMatchesTileRepack) {
+  const size_t rows = 70, cols = 9;
+  std::vector<uint16_t> W(rows * cols), T(rows * cols, 0xffff);
+  for (size_t i = 0; i < W.size(); ++i) W[i] = static_cast<uint16_t>(i);
+  dense_rows_to_tiles(2, W.data(), rows, cols, T.data(), 0, rows / kDenseTileRows);
+  for (size_t r = 0; r < 64; ++r)
+    for (size_t k = 0; k < cols; ++k) {
+      const size_t at = dense_index(DenseLayout::Tiles, rows, cols, r, k);
+      ASSERT_EQ(at, (r / 32) * 32 * cols + k * 32 + r % 32);
+      ASSERT_EQ(T[at], W[r * cols + k]) << "row " << r << " col " << k;
+    }
+  for (size_t r = 64; r < rows; ++r) EXPECT_EQ(dense_index(DenseLayout::Tiles, rows, cols, r, 3), r * cols + 3);
+  for (size_t i = 64 * cols; i < T.size(); ++i) EXPECT_EQ(T[i], 0xffff);  // tail rows are left to the caller
+}
+
 // Long rows: several token-panel blocks per row block (the packed panels exceed the L2 block size), row
 // counts that leave partial tiles on both threads.
 TEST(Kernels, MatmulLongRows) {
@@ -125,6 +169,8 @@ TEST(Kernels, MatmulLongRows) {
   for (WeightType wt : {WeightType::F32, WeightType::BF16}) {
     check_matmul(pool2, wt, 45, 3001, 101, 77);
     check_matmul(pool2, wt, 45, 3001, 4, 78);
+    check_matmul(pool2, wt, 45, 3001, 101, 79, DenseLayout::Tiles);
+    check_matmul(pool2, wt, 45, 3001, 1, 80, DenseLayout::Tiles);
   }
 }
 

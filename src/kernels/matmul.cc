@@ -11,6 +11,10 @@
 //   hardware prefetchers follow one sequential stream per thread much better. Lanes are summed at the end
 //   of the row. Threads split the rows (grain 16).
 //
+// * Tile form (decode on DenseLayout::Tiles, ops.h): per 32-row group, for each k one line of 32 weights
+//   times a broadcast x[k], accumulated in 32/N vectors per token: the group is one sequential stream and
+//   there is nothing to sum across lanes. Threads split the groups; the tail rows use the dot form.
+//
 // * Outer-product form (prefill): x is first packed transposed into token panels xT[k][P] of
 //   P = 3 vectors of tokens (48 on AVX-512), zero padded. A register tile of kR rows (8 on 32-register
 //   targets, 4 on AVX2) × 3 token vectors holds 24 (12) accumulators; per k it loads 3 panel vectors and
@@ -149,6 +153,84 @@ void DotRange(const WT* HWY_RESTRICT W, size_t rows, size_t cols, const float* H
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Tile form (decode on DenseLayout::Tiles).
+
+constexpr size_t kTR = kDenseTileRows;
+// Tokens per call of TileDot: 32/N accumulators per token plus one weight vector must fit the register file,
+// and single tokens unroll k by 2 to keep >= 4 independent FMA chains (AVX-512: 2 vectors per k).
+template <size_t kN>
+constexpr size_t TileMaxTokens() {
+  constexpr size_t per_token = kTR / kN < 1 ? 1 : kTR / kN;
+  constexpr size_t t = (kNumRegs / 2) / per_token;
+  return t < 1 ? 1 : (t > 4 ? 4 : t);
+}
+
+// y[t*ldy + i] = sum_k tile[k*32 + i] * x[t*cols + k] for t < kT, i < 32 (tile: one group, k-major).
+template <size_t kT, typename WT>
+HWY_INLINE void TileDot(const WT* HWY_RESTRICT tile, size_t cols, const float* HWY_RESTRICT x, float* HWY_RESTRICT y,
+                        size_t ldy) {
+  const DF df;
+  constexpr size_t kN = hn::MaxLanes(DF());
+  constexpr size_t kV = kTR / kN;  // vectors per line of 32 weights
+  constexpr size_t kU = kT == 1 ? 2 : 1;
+  VF acc[kU][kT][kV];
+  for (size_t u = 0; u < kU; ++u)
+    for (size_t t = 0; t < kT; ++t)
+      for (size_t v = 0; v < kV; ++v) acc[u][t][v] = hn::Zero(df);
+  size_t k = 0;
+  for (; k + kU <= cols; k += kU) {
+    for (size_t u = 0; u < kU; ++u) {
+      const WT* HWY_RESTRICT line = tile + (k + u) * kTR;
+      VF xb[kT];
+      for (size_t t = 0; t < kT; ++t) xb[t] = hn::Set(df, x[t * cols + k + u]);
+      for (size_t v = 0; v < kV; ++v) {
+        const VF wv = LoadW(df, line + v * kN);
+        for (size_t t = 0; t < kT; ++t) acc[u][t][v] = hn::MulAdd(wv, xb[t], acc[u][t][v]);
+      }
+    }
+  }
+  for (; k < cols; ++k) {
+    const WT* HWY_RESTRICT line = tile + k * kTR;
+    for (size_t t = 0; t < kT; ++t) {
+      const VF xb = hn::Set(df, x[t * cols + k]);
+      for (size_t v = 0; v < kV; ++v) acc[0][t][v] = hn::MulAdd(LoadW(df, line + v * kN), xb, acc[0][t][v]);
+    }
+  }
+  for (size_t t = 0; t < kT; ++t)
+    for (size_t v = 0; v < kV; ++v) {
+      for (size_t u = 1; u < kU; ++u) acc[0][t][v] = hn::Add(acc[0][t][v], acc[u][t][v]);
+      hn::StoreU(acc[0][t][v], df, y + t * ldy + v * kN);
+    }
+}
+
+// Row groups [g0, g1) against all tokens, in chunks of at most TileMaxTokens; the group stays in L1/L2 across
+// chunks only when it is small, so decode (one chunk) is the case this is built for.
+template <typename WT>
+void TileRange(const WT* HWY_RESTRICT W, size_t rows, size_t cols, const float* HWY_RESTRICT x, size_t n_tokens,
+               float* HWY_RESTRICT y, size_t g0, size_t g1) {
+  constexpr size_t kMaxT = TileMaxTokens<hn::MaxLanes(DF())>();
+  for (size_t g = g0; g < g1; ++g) {
+    const WT* tile = W + g * kTR * cols;
+    float* yg = y + g * kTR;
+    size_t t = 0;
+    for (; t + kMaxT <= n_tokens; t += kMaxT) TileDot<kMaxT>(tile, cols, x + t * cols, yg + t * rows, rows);
+    switch (n_tokens - t) {
+      case 3:
+        if constexpr (kMaxT > 3) TileDot<3>(tile, cols, x + t * cols, yg + t * rows, rows);
+        break;
+      case 2:
+        if constexpr (kMaxT > 2) TileDot<2>(tile, cols, x + t * cols, yg + t * rows, rows);
+        break;
+      case 1:
+        if constexpr (kMaxT > 1) TileDot<1>(tile, cols, x + t * cols, yg + t * rows, rows);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Outer-product form.
 
 // Packs tokens [p*P, p*P + P) of x into panel p: xT[k*P + j] = x[(p*P + j)*cols + k], zero beyond n_tokens.
@@ -171,14 +253,15 @@ void PackPanel(const float* HWY_RESTRICT x, size_t n_tokens, size_t cols, size_t
   }
 }
 
-// tile[r*P + v*N + lane] = sum_k wr[r][k] * xT[k*P + v*N + lane] for r < kR, v < kV.
-template <size_t kV>
+// tile[r*P + v*N + lane] = sum_k w(r, k) * xT[k*P + v*N + lane] for r < kR, v < kV, where w(r, k) is
+// wr[r][k] (kKStride 0: one pointer per row) or wr[0][k*kKStride + r] (a k-major block of rows).
+template <size_t kV, size_t kKStride>
 HWY_NOINLINE void OuterTile(const float* const* HWY_RESTRICT wr, size_t cols, const float* HWY_RESTRICT xT, size_t P,
                             float* HWY_RESTRICT tile) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const float* w[kOuterR];
-  for (size_t r = 0; r < kOuterR; ++r) w[r] = wr[r];
+  for (size_t r = 0; r < kOuterR; ++r) w[r] = kKStride == 0 ? wr[r] : wr[0] + r;
   VF acc[kOuterR][kV];
   for (size_t r = 0; r < kOuterR; ++r)
     for (size_t v = 0; v < kV; ++v) acc[r][v] = hn::Zero(df);
@@ -187,12 +270,40 @@ HWY_NOINLINE void OuterTile(const float* const* HWY_RESTRICT wr, size_t cols, co
     VF xv[kV];
     for (size_t v = 0; v < kV; ++v) xv[v] = hn::Load(df, xk + v * N);
     for (size_t r = 0; r < kOuterR; ++r) {
-      const VF wb = hn::Set(df, w[r][k]);
+      const VF wb = hn::Set(df, w[r][kKStride == 0 ? k : k * kKStride]);
       for (size_t v = 0; v < kV; ++v) acc[r][v] = hn::MulAdd(wb, xv[v], acc[r][v]);
     }
   }
   for (size_t r = 0; r < kOuterR; ++r)
     for (size_t v = 0; v < kV; ++v) hn::Store(acc[r][v], df, tile + r * P + v * N);
+}
+
+// Rows [rb, rb + nr) (nr <= kOuterR, weights as OuterTile reads them) against token panels [pb, pe).
+template <size_t kKStride>
+void OuterPanels(const float* const* wr, size_t cols, const float* HWY_RESTRICT xT, size_t n_tokens, size_t P,
+                 size_t pb, size_t pe, size_t rows, size_t rb, size_t nr, float* HWY_RESTRICT tile,
+                 float* HWY_RESTRICT y) {
+  const size_t N = hn::Lanes(DF());
+  for (size_t p = pb; p < pe; ++p) {
+    const size_t t0 = p * P;
+    const size_t nt = std::min(P, n_tokens - t0);
+    const float* xp = xT + p * cols * P;
+    switch ((nt + N - 1) / N) {
+      case 1:
+        OuterTile<1, kKStride>(wr, cols, xp, P, tile);
+        break;
+      case 2:
+        OuterTile<2, kKStride>(wr, cols, xp, P, tile);
+        break;
+      default:
+        OuterTile<kOuterV, kKStride>(wr, cols, xp, P, tile);
+        break;
+    }
+    for (size_t t = 0; t < nt; ++t) {
+      float* yt = y + (t0 + t) * rows + rb;
+      for (size_t i = 0; i < nr; ++i) yt[i] = tile[i * P + t];
+    }
+  }
 }
 
 // Converts one weight row to fp32.
@@ -205,15 +316,17 @@ void RowToF32(const WT* HWY_RESTRICT w, size_t cols, float* HWY_RESTRICT out) {
   for (; k < cols; ++k) out[k] = ScalarW(w + k);
 }
 
-// Rows [r0, r1) against all tokens, using the packed panels xT (n_panels × cols × P floats).
+// Token panels per block: their packed size fits kPanelBlockBytes.
+size_t PanelsPerBlock(size_t cols, size_t P) {
+  return std::max<size_t>(1, kPanelBlockBytes / (cols * P * sizeof(float)));
+}
+
+// Rows [r0, r1) of the row layout against all tokens, using the packed panels xT (n_panels × cols × P floats).
 template <typename WT>
 void OuterRange(const WT* HWY_RESTRICT W, size_t rows, size_t cols, const float* HWY_RESTRICT xT, size_t n_tokens,
                 size_t P, float* HWY_RESTRICT y, size_t r0, size_t r1) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
   const size_t n_panels = (n_tokens + P - 1) / P;
-  const size_t panel_floats = cols * P;
-  const size_t panels_per_block = std::max<size_t>(1, kPanelBlockBytes / (panel_floats * sizeof(float)));
+  const size_t panels_per_block = PanelsPerBlock(cols, P);
   constexpr bool kIsF32 = std::is_same_v<WT, float>;
   hwy::AlignedFreeUniquePtr<float[]> conv = hwy::AllocateAligned<float>(kIsF32 ? 1 : kOuterR * cols);
   hwy::AlignedFreeUniquePtr<float[]> tile = hwy::AllocateAligned<float>(kOuterR * P);
@@ -233,25 +346,48 @@ void OuterRange(const WT* HWY_RESTRICT W, size_t rows, size_t cols, const float*
           wr[i] = conv.get() + std::min(i, nr - 1) * cols;
         }
       }
-      for (size_t p = pb; p < pe; ++p) {
-        const size_t t0 = p * P;
-        const size_t nt = std::min(P, n_tokens - t0);
-        const float* xp = xT + p * panel_floats;
-        switch ((nt + N - 1) / N) {
-          case 1:
-            OuterTile<1>(wr, cols, xp, P, tile.get());
-            break;
-          case 2:
-            OuterTile<2>(wr, cols, xp, P, tile.get());
-            break;
-          default:
-            OuterTile<kOuterV>(wr, cols, xp, P, tile.get());
-            break;
+      OuterPanels<0>(wr, cols, xT, n_tokens, P, pb, pe, rows, rb, nr, tile.get(), y);
+    }
+  }
+}
+
+// Row groups [g0, g1) of the tile layout against all tokens. Each group is converted to fp32 once, reading it
+// front to back (one stream), into a scratch of 32/kOuterR row blocks, block b holding rows b*kOuterR ..
+// b*kOuterR + kOuterR - 1 k-major (scratch[(b*cols + k)*kOuterR + i]), so that each block is a contiguous run
+// for OuterTile; then every token panel passes the group. Measured at 128 tokens (2 threads, one matrix):
+// 16-bit 0-14% faster than the row layout (which converts its rows again for every panel block); f32 5-10%
+// slower (the row layout reads f32 rows in place, with no copy at all). Converting one row block at a time
+// per panel block was 25-30% slower for f32.
+template <typename WT>
+void OuterRangeTiles(const WT* HWY_RESTRICT W, size_t rows, size_t cols, const float* HWY_RESTRICT xT,
+                     size_t n_tokens, size_t P, float* HWY_RESTRICT y, size_t g0, size_t g1) {
+  static_assert(kTR % kOuterR == 0, "row blocks must not straddle tiles");
+  constexpr size_t kBlocks = kTR / kOuterR;
+  const size_t n_panels = (n_tokens + P - 1) / P;
+  const size_t panels_per_block = PanelsPerBlock(cols, P);
+  hwy::AlignedFreeUniquePtr<float[]> conv = hwy::AllocateAligned<float>(kTR * cols);
+  hwy::AlignedFreeUniquePtr<float[]> tile = hwy::AllocateAligned<float>(kOuterR * P);
+  const hn::CappedTag<float, kOuterR> dc;
+  const size_t Nc = hn::Lanes(dc);
+  float* HWY_RESTRICT c = conv.get();
+
+  for (size_t g = g0; g < g1; ++g) {
+    const WT* HWY_RESTRICT group = W + g * kTR * cols;
+    for (size_t k = 0; k < cols; ++k)
+      for (size_t b = 0; b < kBlocks; ++b)
+        for (size_t i = 0; i < kOuterR; i += Nc) {
+          const WT* p = group + k * kTR + b * kOuterR + i;
+          float* out = c + (b * cols + k) * kOuterR + i;
+          if constexpr (std::is_same_v<WT, float>)
+            hn::StoreU(hn::LoadU(dc, p), dc, out);
+          else
+            hn::StoreU(hn::PromoteTo(dc, hn::LoadU(hn::Rebind<WT, decltype(dc)>(), p)), dc, out);
         }
-        for (size_t t = 0; t < nt; ++t) {
-          float* yt = y + (t0 + t) * rows + rb;
-          for (size_t i = 0; i < nr; ++i) yt[i] = tile[i * P + t];
-        }
+    for (size_t pb = 0; pb < n_panels; pb += panels_per_block) {
+      const size_t pe = std::min(n_panels, pb + panels_per_block);
+      for (size_t b = 0; b < kBlocks; ++b) {
+        const float* wr[1] = {c + b * cols * kOuterR};
+        OuterPanels<kOuterR>(wr, cols, xT, n_tokens, P, pb, pe, rows, g * kTR + b * kOuterR, kOuterR, tile.get(), y);
       }
     }
   }
@@ -260,15 +396,25 @@ void OuterRange(const WT* HWY_RESTRICT W, size_t rows, size_t cols, const float*
 // ---------------------------------------------------------------------------------------------------------
 
 template <typename WT>
-void MatmulT(ThreadPool& pool, const WT* W, size_t rows, size_t cols, const float* x, size_t n_tokens, float* y) {
+void MatmulT(ThreadPool& pool, const WT* W, size_t rows, size_t cols, const float* x, size_t n_tokens, float* y,
+             DenseLayout layout) {
   if (rows == 0 || n_tokens == 0) return;
   if (cols == 0) {
     std::fill(y, y + rows * n_tokens, 0.0f);
     return;
   }
+  // Tile layout: groups of 32 rows, then the tail rows in row layout (row r at W + r*cols either way).
+  const size_t groups = layout == DenseLayout::Tiles ? rows / kTR : 0;
+  const size_t tail0 = groups * kTR;
   if (n_tokens < kOuterMinTokens) {
-    pool.parallel_for(rows, 16,
-                      [&](size_t r0, size_t r1) HWY_ATTR { DotRange(W, rows, cols, x, n_tokens, y, r0, r1); });
+    if (groups > 0)
+      pool.parallel_for(groups, 1, [&](size_t g0, size_t g1) HWY_ATTR {
+        TileRange(W, rows, cols, x, n_tokens, y, g0, g1);
+      });
+    if (tail0 < rows)
+      pool.parallel_for(rows - tail0, 16, [&](size_t r0, size_t r1) HWY_ATTR {
+        DotRange(W, rows, cols, x, n_tokens, y, tail0 + r0, tail0 + r1);
+      });
     return;
   }
   const DF df;
@@ -287,22 +433,31 @@ void MatmulT(ThreadPool& pool, const WT* W, size_t rows, size_t cols, const floa
   pool.parallel_for(n_panels, 1, [&](size_t p0, size_t p1) HWY_ATTR {
     for (size_t p = p0; p < p1; ++p) PackPanel(x, n_tokens, cols, P, p, xTp + p * cols * P);
   });
-  const size_t grain = 2 * kOuterR;
-  pool.parallel_for(rows, grain,
-                    [&](size_t r0, size_t r1) HWY_ATTR { OuterRange(W, rows, cols, xTp, n_tokens, P, y, r0, r1); });
+  if (groups > 0)
+    pool.parallel_for(groups, 1, [&](size_t g0, size_t g1) HWY_ATTR {
+      OuterRangeTiles(W, rows, cols, xTp, n_tokens, P, y, g0, g1);
+    });
+  if (tail0 < rows)
+    pool.parallel_for(rows - tail0, 2 * kOuterR, [&](size_t r0, size_t r1) HWY_ATTR {
+      OuterRange(W, rows, cols, xTp, n_tokens, P, y, tail0 + r0, tail0 + r1);
+    });
 }
 
 void MatmulImpl(ThreadPool& pool, WeightType wt, const void* W, size_t rows, size_t cols, const float* x,
-                size_t n_tokens, float* y) {
+                size_t n_tokens, float* y, DenseLayout layout) {
   switch (wt) {
     case WeightType::F32:
-      return MatmulT(pool, static_cast<const float*>(W), rows, cols, x, n_tokens, y);
+      return MatmulT(pool, static_cast<const float*>(W), rows, cols, x, n_tokens, y, layout);
     case WeightType::F16:
-      return MatmulT(pool, static_cast<const hwy::float16_t*>(W), rows, cols, x, n_tokens, y);
+      return MatmulT(pool, static_cast<const hwy::float16_t*>(W), rows, cols, x, n_tokens, y, layout);
     case WeightType::BF16:
-      return MatmulT(pool, static_cast<const hwy::bfloat16_t*>(W), rows, cols, x, n_tokens, y);
+      return MatmulT(pool, static_cast<const hwy::bfloat16_t*>(W), rows, cols, x, n_tokens, y, layout);
   }
 }
+
+// The tile layout is measured faster for decode on AVX-512 (docs/kernels.md); elsewhere it is compiled and
+// tested but not chosen, for want of a measurement.
+bool UsesDenseTilesImpl() { return HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL; }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit::kernels
@@ -312,10 +467,24 @@ HWY_AFTER_NAMESPACE();
 namespace lowbit::kernels {
 
 HWY_EXPORT(MatmulImpl);
+HWY_EXPORT(UsesDenseTilesImpl);
 
 void matmul(ThreadPool& pool, WeightType wt, const void* W, size_t rows, size_t cols, const float* x, size_t n_tokens,
-            float* y) {
-  HWY_DYNAMIC_DISPATCH(MatmulImpl)(pool, wt, W, rows, cols, x, n_tokens, y);
+            float* y, DenseLayout layout) {
+  HWY_DYNAMIC_DISPATCH(MatmulImpl)(pool, wt, W, rows, cols, x, n_tokens, y, layout);
+}
+
+bool matmul_uses_dense_tiles() { return HWY_DYNAMIC_DISPATCH(UsesDenseTilesImpl)(); }
+
+void dense_rows_to_tiles(size_t esize, const void* src, size_t rows, size_t cols, void* dst, size_t g0, size_t g1) {
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (size_t g = g0; g < g1 && (g + 1) * kDenseTileRows <= rows; ++g)
+    for (size_t i = 0; i < kDenseTileRows; ++i) {
+      const size_t r = g * kDenseTileRows + i;
+      for (size_t k = 0; k < cols; ++k)
+        std::memcpy(d + dense_index(DenseLayout::Tiles, rows, cols, r, k) * esize, s + (r * cols + k) * esize, esize);
+    }
 }
 
 }  // namespace lowbit::kernels

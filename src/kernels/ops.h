@@ -12,10 +12,32 @@ namespace lowbit::kernels {
 enum class WeightType { F32, F16, BF16 };
 size_t weight_type_bytes(WeightType t);
 
-// y[t*rows + r] = sum_k W[r*cols + k] * x[t*cols + k]   for t < n_tokens, r < rows.
+// How a dense weight's rows × cols values are laid out.
+//   Rows:  row-major, W[r*cols + k].
+//   Tiles: rows in groups of kDenseTileRows = 32. Group g is stored column by column ("k-major"): element
+//          (g*32 + i, k) at g*32*cols + k*32 + i, i.e. at the offset where row g*32 starts in the row layout,
+//          so each k gives one 64-byte line (16-bit) of 32 rows. The rows % 32 tail rows keep the row layout
+//          (row r at r*cols), so both layouts take the same bytes. Decode reads a group as one sequential
+//          stream, multiplying each line by a broadcast activation: no lane sums, one stream per thread.
+enum class DenseLayout { Rows, Tiles };
+constexpr size_t kDenseTileRows = 32;
+// Index of element (r, k) in the given layout.
+inline size_t dense_index(DenseLayout layout, size_t rows, size_t cols, size_t r, size_t k) {
+  const size_t tiled_rows = rows / kDenseTileRows * kDenseTileRows;
+  if (layout == DenseLayout::Rows || r >= tiled_rows) return r * cols + k;
+  return (r - r % kDenseTileRows) * cols + k * kDenseTileRows + r % kDenseTileRows;
+}
+// Rearranges row groups [g0, g1) of a row-major matrix (elements of `esize` bytes) into the tile layout;
+// dst and src must not overlap. The tail rows are the caller's to copy (they keep their offsets).
+void dense_rows_to_tiles(size_t esize, const void* src, size_t rows, size_t cols, void* dst, size_t g0, size_t g1);
+// Whether matmul's tile layout beats the row layout for decode on this CPU (the runtime then rearranges dense
+// weights at load).
+bool matmul_uses_dense_tiles();
+
+// y[t*rows + r] = sum_k W(r, k) * x[t*cols + k]   for t < n_tokens, r < rows.
 // n_tokens == 1 is the decode (matrix–vector) case; larger n_tokens the prefill (matrix–matrix) case.
 void matmul(ThreadPool& pool, WeightType wt, const void* W, size_t rows, size_t cols, const float* x,
-            size_t n_tokens, float* y);
+            size_t n_tokens, float* y, DenseLayout layout = DenseLayout::Rows);
 
 // y = x / sqrt(mean(x^2) + eps) * w, over n values (y may alias x).
 void rmsnorm(const float* x, const float* w, float* y, size_t n, float eps);

@@ -28,6 +28,8 @@ std::span<const uint8_t> bytes_of(const void* p, size_t n) { return {static_cast
 json add_weight(BundleWriter& w, const std::string& name, const Weight& wt) {
   json e = {{"name", name}, {"rows", wt.rows}, {"cols", wt.cols}};
   if (!wt.is_packed) {
+    if (wt.dense_tiled)  // a programming error, as below
+      fail("tensor '{}' was rearranged into row tiles at load; load the model without row tiles to save it", name);
     e["format"] = "dense";
     e["dtype"] = weight_dtype_name(wt.dtype);
     w.add_blob(name + ".data", bytes_of(wt.dense, wt.bytes()));

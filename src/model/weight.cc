@@ -24,10 +24,32 @@ void release_mapped_pages(const void* p, size_t n) {
   if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
+// The dense half of Weight::use_row_tiles.
+void use_dense_tiles(Weight& w, ThreadPool& pool) {
+  if (w.dense_tiled || w.rows < kernels::kDenseTileRows || !kernels::matmul_uses_dense_tiles()) return;
+  const size_t es = w.dtype == WeightDtype::F32 ? 4 : 2;
+  const size_t groups = w.rows / kernels::kDenseTileRows, tail0 = groups * kernels::kDenseTileRows;
+  AlignedBuffer<uint8_t> t(w.bytes());
+  pool.parallel_for(groups, 4, [&](size_t g0, size_t g1) {
+    kernels::dense_rows_to_tiles(es, w.dense, w.rows, w.cols, t.data(), g0, g1);
+  });
+  std::memcpy(t.data() + tail0 * w.cols * es, w.dense + tail0 * w.cols * es, (w.rows - tail0) * w.cols * es);
+  if (w.storage.size() > 0) {
+    w.storage = std::move(t);  // the row layout was ours
+    w.dense = w.storage.data();
+  } else {  // it lies in a mapped bundle
+    release_mapped_pages(w.dense, w.bytes());
+    w.tiles = std::move(t);
+    w.dense = w.tiles.data();
+  }
+  w.dense_tiled = true;
+}
+
 }  // namespace
 
 void Weight::use_row_tiles(ThreadPool& pool) {
-  if (!is_packed || packed.tiles || !row_tiles_fit(packed.desc) || !kernels::matmul_q_uses_row_tiles()) return;
+  if (!is_packed) return use_dense_tiles(*this, pool);
+  if (packed.tiles || !row_tiles_fit(packed.desc) || !kernels::matmul_q_uses_row_tiles()) return;
   const PackedDesc& d = packed.desc;
   tiles.resize(row_tiles_bytes(d));
   pool.parallel_for(d.rows / kTileRows, 8, [&](size_t t0, size_t t1) { build_row_tiles(packed, t0, t1, tiles.data()); });
@@ -54,16 +76,21 @@ void Weight::row_to_f32(size_t r, float* out) const {
     dequantize_packed_row(packed, r, out);
     return;
   }
-  const size_t esize = dtype == WeightDtype::F32 ? 4 : 2;
-  const uint8_t* src = dense + r * cols * esize;
-  const auto* h = reinterpret_cast<const uint16_t*>(src);
+  // Element i of the row sits `step` values apart: 1 in the row layout, 32 inside a tile group.
+  const auto layout = dense_tiled ? kernels::DenseLayout::Tiles : kernels::DenseLayout::Rows;
+  const size_t at = kernels::dense_index(layout, rows, cols, r, 0);
+  const size_t step = cols > 1 ? kernels::dense_index(layout, rows, cols, r, 1) - at : 1;
+  const auto* f = reinterpret_cast<const float*>(dense) + at;
+  const auto* h = reinterpret_cast<const uint16_t*>(dense) + at;
   switch (dtype) {
-    case WeightDtype::F32: std::memcpy(out, src, cols * 4); break;
+    case WeightDtype::F32:
+      for (size_t i = 0; i < cols; ++i) out[i] = f[i * step];
+      break;
     case WeightDtype::F16:
-      for (size_t i = 0; i < cols; ++i) out[i] = kernels::f16_to_f32(h[i]);
+      for (size_t i = 0; i < cols; ++i) out[i] = kernels::f16_to_f32(h[i * step]);
       break;
     case WeightDtype::BF16:
-      for (size_t i = 0; i < cols; ++i) out[i] = kernels::bf16_to_f32(h[i]);
+      for (size_t i = 0; i < cols; ++i) out[i] = kernels::bf16_to_f32(h[i * step]);
       break;
   }
 }

@@ -24,7 +24,8 @@ void linear(ThreadPool& pool, const Weight& w, const float* x, size_t n, float* 
   if (w.is_packed)
     kernels::matmul_q(pool, w.packed, x, n, y);
   else
-    kernels::matmul(pool, dense_type(w.dtype), w.dense, w.rows, w.cols, x, n, y);
+    kernels::matmul(pool, dense_type(w.dtype), w.dense, w.rows, w.cols, x, n, y,
+                    w.dense_tiled ? kernels::DenseLayout::Tiles : kernels::DenseLayout::Rows);
 }
 
 }  // namespace
