@@ -15,7 +15,7 @@
 #   2. llama.cpp's llama-quantize makes Q4_0 and Q8_0 with --pure (every tensor in that type, so lowbit runs the
 #      identical file natively) and Q2_K / Q3_K_S with llama.cpp's default mixtures;
 #   3. llama-bench (prefill of 128 tokens, decode of 64) for each file with each anchor; `lowbit bench` on the
-#      Q4_0/Q8_0 files natively, on the F16 file with --dtype f16, and on the F16 file with the recipe of the
+#      Q4_0/Q8_0 files natively, on the F16 file with --dtype f16 and bf16, and on the F16 file with the recipe of the
 #      same bits (a8w4dq g32 ≈ Q4_0, a8wxdq 8-bit g32 ≈ Q8_0, a8wxdq 2/3-bit g32 with zeros beside Q2_K/Q3_K_S);
 #   4. steps 3 repeated --rounds times (default 3), every runtime once per round, interleaved, because this
 #      kind of VM's bandwidth drifts by tens of percent within minutes;
@@ -123,7 +123,9 @@ for t in $TYPES; do
   anchor llama.cpp "$LLAMA" "" "$t"
   [ -z "$IK" ] || anchor ik_llama.cpp "$IK" "$IK_ARGS" "$t"
   case "$t" in
-    F16) ours "$t" "--dtype f16" -m "$F16" --dtype f16 ;;
+    F16)
+      ours "$t" "--dtype f16" -m "$F16" --dtype f16
+      ours "$t" "--dtype bf16" -m "$F16" --dtype bf16 ;;
     Q4_0|Q8_0)
       ours "$t" "same file, native" -m "$(file_of "$t")"
       ours "$t" "recipe from F16" -m "$F16" -q "$(recipe_for "$t")" ;;

@@ -80,7 +80,9 @@ void run_peak(const BenchArgs& a) {
 struct ModelWork {
   uint64_t bytes_per_token = 0;
   double flops_per_token = 0;
-  bool int8 = false;  // linear layers take int8 activations (a8 schemes, native GGUF quants)
+  // The arithmetic prefill's linear layers run in: int8 (a8 schemes, native GGUF quants), bf16 × bf16 (bf16
+  // weights where kernels::matmul_bf16_dot runs), else fp32.
+  PeakKind arithmetic = PeakKind::Fp32;
 };
 
 ModelWork model_work(const Model& m) {
@@ -95,7 +97,10 @@ ModelWork model_work(const Model& m) {
   }
   add(m.output());
   const Weight& q = m.layer(0).wqkv;
-  w.int8 = q.is_packed && q.packed.desc.act == ActivationMode::DynamicInt8;
+  if (q.is_packed && q.packed.desc.act == ActivationMode::DynamicInt8)
+    w.arithmetic = PeakKind::Int8;
+  else if (!q.is_packed && q.dtype == WeightDtype::BF16 && q.dense_tiled && kernels::matmul_bf16_dot_available())
+    w.arithmetic = PeakKind::Bf16;
   return w;
 }
 
@@ -132,15 +137,15 @@ void run_model_bench(const BenchArgs& a) {
   const double bpw = 8.0 * wbytes / model->n_params();
   const uint64_t rss = peak_rss_bytes();  // before the limit probes allocate their buffers
   // The limits, measured in this run: decode reads bytes_per_token per token at most at the read bandwidth;
-  // prefill's linear layers run at most at the multiply-add peak of their arithmetic (int8 or fp32).
+  // prefill's linear layers run at most at the multiply-add peak of their arithmetic (int8, bf16 or fp32).
   const ModelWork work = model_work(*model);
   double bw = 0, peak = 0;
   std::string peak_kind;
   if (a.limits) {
     bw = measure_read_bandwidth(session.pool());
     // (only the arithmetic the linear layers run in)
-    peak = measure_compute_peak(session.pool(), work.int8 ? PeakKind::Int8 : PeakKind::Fp32).gops;
-    peak_kind = work.int8 ? "int8" : "fp32";
+    peak = measure_compute_peak(session.pool(), work.arithmetic).gops;
+    peak_kind = work.arithmetic == PeakKind::Int8 ? "int8" : work.arithmetic == PeakKind::Bf16 ? "bf16" : "fp32";
   }
   const double decode_limit = bw > 0 ? bw * 1e9 / static_cast<double>(work.bytes_per_token) : 0;
   const double prefill_limit = peak > 0 ? peak * 1e9 / work.flops_per_token : 0;

@@ -147,6 +147,33 @@ TEST(Kernels, MatmulTiledOddShapes) {
         }
 }
 
+// bf16 × bf16 prefill against its definition (activations rounded to bf16, then exact products): whole groups,
+// a tail group, odd and even row lengths, partial and full 12-token register tiles.
+TEST(Kernels, MatmulBf16DotOddShapes) {
+  if (!matmul_bf16_dot_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  ThreadPool pool1(1), pool2(2);
+  uint32_t seed = 900;
+  double worst = 0;
+  for (size_t rows : {1, 17, 32, 67, 96})
+    for (size_t cols : {1, 2, 5, 67, 578})
+      for (size_t n : {1, 8, 12, 13, 30}) {
+        const std::vector<uint8_t> W = make_weights(WeightType::BF16, rows * cols, seed);
+        const std::vector<float> x = random_floats(n * cols, seed + 1);
+        std::vector<float> want(rows * n);
+        ref::matmul_bf16_acts(reinterpret_cast<const uint16_t*>(W.data()), rows, cols, x.data(), n, want.data());
+        const std::vector<uint8_t> T = in_layout(WeightType::BF16, W, rows, cols, DenseLayout::Tiles);
+        for (ThreadPool* pool : {&pool1, &pool2}) {
+          std::vector<float> got(rows * n, std::numeric_limits<float>::quiet_NaN());
+          matmul_bf16_dot(*pool, reinterpret_cast<const uint16_t*>(T.data()), rows, cols, x.data(), n, got.data());
+          const double err = scaled_error(got, want);
+          worst = std::max(worst, err);
+          EXPECT_LE(err, 1e-5) << "rows " << rows << " cols " << cols << " tokens " << n;
+        }
+        ++seed;
+      }
+  std::printf("worst scaled bf16-dot matmul error: %.2e\n", worst);
+}
+
 TEST(Kernels, DenseIndexMatchesTileRepack) {
   const size_t rows = 70, cols = 9;
   std::vector<uint16_t> W(rows * cols), T(rows * cols, 0xffff);

@@ -39,6 +39,15 @@ bool matmul_uses_dense_tiles();
 void matmul(ThreadPool& pool, WeightType wt, const void* W, size_t rows, size_t cols, const float* x,
             size_t n_tokens, float* y, DenseLayout layout = DenseLayout::Rows);
 
+// Prefill with bf16 activations (kernels/matmul_bf16_dot.cc, AVX512-BF16 on x86): y as matmul for bf16 weights
+// W in DenseLayout::Tiles, except that every activation is first rounded to bf16 (nearest even); products are
+// exact and summed in fp32. The Session uses it for bf16 weights from kBf16DotMinTokens tokens on where the
+// CPU has it (twice the fp32 FMA rate); decode keeps fp32 activations.
+bool matmul_bf16_dot_available();
+void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, size_t rows, size_t cols, const float* x, size_t n_tokens,
+                     float* y);
+constexpr size_t kBf16DotMinTokens = 8;
+
 // y = x / sqrt(mean(x^2) + eps) * w, over n values (y may alias x).
 void rmsnorm(const float* x, const float* w, float* y, size_t n, float eps);
 
@@ -94,6 +103,8 @@ const char* simd_target_name();
 namespace ref {
 // Plain scalar references, the specification of the ops above.
 void matmul(WeightType wt, const void* W, size_t rows, size_t cols, const float* x, size_t n_tokens, float* y);
+// matmul_bf16_dot's definition: bf16 weights W (row-major), activations rounded to bf16 first.
+void matmul_bf16_acts(const uint16_t* W, size_t rows, size_t cols, const float* x, size_t n_tokens, float* y);
 void attention(const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v, size_t kv_stride,
                size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out, size_t head_stride = 0);
 void rmsnorm(const float* x, const float* w, float* y, size_t n, float eps);

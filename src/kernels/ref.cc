@@ -46,6 +46,14 @@ void matmul(WeightType wt, const void* W, size_t rows, size_t cols, const float*
   }
 }
 
+void matmul_bf16_acts(const uint16_t* W, size_t rows, size_t cols, const float* x, size_t n_tokens, float* y) {
+  std::vector<float> xr(n_tokens * cols);
+  std::vector<uint16_t> b(xr.size());
+  f32_to_bf16(x, b.data(), b.size());
+  for (size_t i = 0; i < b.size(); ++i) xr[i] = bf16_to_f32_inline(b[i]);
+  matmul(WeightType::BF16, W, rows, cols, xr.data(), n_tokens, y);
+}
+
 void attention(const float* q, size_t n_tokens, size_t pos0, const float* k, const float* v, size_t kv_stride,
                size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out, size_t head_stride) {
   const size_t group = n_heads / n_kv_heads;
