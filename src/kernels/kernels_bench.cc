@@ -1,5 +1,6 @@
 // Kernel benchmarks: matmul decode (1 token) and prefill (128 tokens) on SmolLM2-135M shapes for the three
-// weight types, attention, and the memory read bandwidth that decode is bounded by.
+// weight types in both dense layouts, two TinyLlama shapes (bf16 incl. the vdpbf16ps prefill), attention, and
+// the memory read bandwidth that decode is bounded by.
 // Counters: GFLOP/s (2·rows·cols·tokens per call), GB/s (weight bytes per call).
 #include <benchmark/benchmark.h>
 
@@ -18,12 +19,18 @@ namespace {
 using bench::pool_of;
 using bench::random_floats;
 
-// args: rows, cols, n_tokens, weight type, threads
+// args: rows, cols, n_tokens, weight type, threads, layout (0 rows, 1 32-row groups, 2 groups with
+// matmul_bf16_dot: bf16 weights and activations)
 void BM_Matmul(benchmark::State& state) {
   const size_t rows = state.range(0), cols = state.range(1), n = state.range(2);
   const auto wt = static_cast<WeightType>(state.range(3));
   ThreadPool& pool = pool_of(int(state.range(4)));
-  const size_t wbytes = rows * cols * weight_type_bytes(wt);
+  const int layout = int(state.range(5));
+  if (layout == 2 && (wt != WeightType::BF16 || !matmul_bf16_dot_available())) {
+    state.SkipWithError("matmul_bf16_dot needs bf16 weights and AVX512-BF16");
+    return;
+  }
+  const size_t es = weight_type_bytes(wt), wbytes = rows * cols * es;
   std::unique_ptr<uint8_t[]> W(new (std::align_val_t(64)) uint8_t[wbytes]);
   {
     const std::vector<float> f = random_floats(rows * cols, 1);
@@ -31,15 +38,26 @@ void BM_Matmul(benchmark::State& state) {
     if (wt == WeightType::F16) f32_to_f16(f.data(), reinterpret_cast<uint16_t*>(W.get()), f.size());
     if (wt == WeightType::BF16) f32_to_bf16(f.data(), reinterpret_cast<uint16_t*>(W.get()), f.size());
   }
+  if (layout > 0) {  // groups; the rows % 32 tail keeps its place
+    std::unique_ptr<uint8_t[]> T(new (std::align_val_t(64)) uint8_t[wbytes]);
+    const size_t tail0 = rows / kDenseTileRows * kDenseTileRows;
+    dense_rows_to_tiles(es, W.get(), rows, cols, T.get(), 0, rows / kDenseTileRows);
+    std::memcpy(T.get() + tail0 * cols * es, W.get() + tail0 * cols * es, (rows - tail0) * cols * es);
+    W = std::move(T);
+  }
   const std::vector<float> x = random_floats(n * cols, 2);
   std::vector<float> y(n * rows);
   for (auto _ : state) {
-    matmul(pool, wt, W.get(), rows, cols, x.data(), n, y.data());
+    if (layout == 2)
+      matmul_bf16_dot(pool, reinterpret_cast<const uint16_t*>(W.get()), rows, cols, x.data(), n, y.data());
+    else
+      matmul(pool, wt, W.get(), rows, cols, x.data(), n, y.data(), layout ? DenseLayout::Tiles : DenseLayout::Rows);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   static const char* kNames[] = {"F32", "F16", "BF16"};
-  state.SetLabel(std::string(kNames[state.range(3)]) + " " + simd_target_name());
+  static const char* kLayouts[] = {"rows", "groups", "groups, bf16 dot"};
+  state.SetLabel(std::string(kNames[state.range(3)]) + " " + kLayouts[layout] + " " + simd_target_name());
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows) * double(cols) * double(n) * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GB/s"] = benchmark::Counter(double(wbytes) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
@@ -50,21 +68,33 @@ void MatmulArgs(benchmark::internal::Benchmark* b) {
   for (int64_t threads : {2, 1})
     for (int64_t n : {1, 128})
       for (int64_t wt : {0, 1, 2})
-        for (const auto& s : shapes) b->Args({s[0], s[1], n, wt, threads});
-  b->ArgNames({"rows", "cols", "tokens", "wtype", "threads"});
+        for (int64_t layout : {0, 1})
+          for (const auto& s : shapes) b->Args({s[0], s[1], n, wt, threads, layout});
+  b->ArgNames({"rows", "cols", "tokens", "wtype", "threads", "layout"});
 }
 BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
 // Token counts around the dot-form / outer-product switch and a long prefill.
 BENCHMARK(BM_Matmul)
-    ->Args({1536, 576, 4, 0, 2})
-    ->Args({1536, 576, 7, 0, 2})
-    ->Args({1536, 576, 8, 0, 2})
-    ->Args({1536, 576, 16, 0, 2})
-    ->Args({1536, 576, 512, 0, 2})
-    ->Args({576, 1536, 512, 2, 2})
-    ->ArgNames({"rows", "cols", "tokens", "wtype", "threads"})
+    ->Args({1536, 576, 4, 0, 2, 0})
+    ->Args({1536, 576, 7, 0, 2, 0})
+    ->Args({1536, 576, 8, 0, 2, 0})
+    ->Args({1536, 576, 16, 0, 2, 0})
+    ->Args({1536, 576, 512, 0, 2, 0})
+    ->Args({576, 1536, 512, 2, 2, 0})
+    ->ArgNames({"rows", "cols", "tokens", "wtype", "threads", "layout"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+// TinyLlama-1.1B's down and gate|up projections (weights far larger than the L3 cache): decode streaming from
+// rows against groups, and bf16 prefill in fp32 arithmetic against vdpbf16ps.
+void MatmulLargeArgs(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][2] = {{2048, 5632}, {11264, 2048}};
+  for (const auto& s : shapes) {
+    for (int64_t layout : {0, 1}) b->Args({s[0], s[1], 1, 2, 2, layout});
+    for (int64_t layout : {0, 1, 2}) b->Args({s[0], s[1], 128, 2, 2, layout});
+  }
+  b->ArgNames({"rows", "cols", "tokens", "wtype", "threads", "layout"});
+}
+BENCHMARK(BM_Matmul)->Apply(MatmulLargeArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // args: n_tokens, pos0, threads, query heads, kv heads (head_dim 64), cache type (0 f32, 1 f16, 2 int8).
 // SmolLM2-135M: 9 / 3; TinyLlama: 32 / 4. The cache is pos-major ([pos][kv head][head_dim]) as in the tests.
