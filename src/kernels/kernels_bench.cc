@@ -38,11 +38,9 @@ void BM_Matmul(benchmark::State& state) {
     if (wt == WeightType::F16) f32_to_f16(f.data(), reinterpret_cast<uint16_t*>(W.get()), f.size());
     if (wt == WeightType::BF16) f32_to_bf16(f.data(), reinterpret_cast<uint16_t*>(W.get()), f.size());
   }
-  if (layout > 0) {  // groups; the rows % 32 tail keeps its place
+  if (layout > 0) {
     std::unique_ptr<uint8_t[]> T(new (std::align_val_t(64)) uint8_t[wbytes]);
-    const size_t tail0 = rows / kDenseTileRows * kDenseTileRows;
-    dense_rows_to_tiles(es, W.get(), rows, cols, T.get(), 0, rows / kDenseTileRows);
-    std::memcpy(T.get() + tail0 * cols * es, W.get() + tail0 * cols * es, (rows - tail0) * cols * es);
+    dense_rows_to_tiles(es, W.get(), rows, cols, T.get(), 0, dense_groups(rows));
     W = std::move(T);
   }
   const std::vector<float> x = random_floats(n * cols, 2);

@@ -87,15 +87,12 @@ TEST(Kernels, TargetsIncludeBestAndFallback) {
 
 double g_worst_matmul_error[3] = {0, 0, 0};  // per weight type, reported by the tests
 
-// The row-major W in `layout` (the tile layout's tail rows are copied as they are).
+// The row-major W in `layout`.
 std::vector<uint8_t> in_layout(WeightType wt, const std::vector<uint8_t>& W, size_t rows, size_t cols,
                                DenseLayout layout) {
   if (layout == DenseLayout::Rows) return W;
-  const size_t es = weight_type_bytes(wt);
   std::vector<uint8_t> out(W.size());
-  const size_t tail0 = rows / kDenseTileRows * kDenseTileRows;
-  dense_rows_to_tiles(es, W.data(), rows, cols, out.data(), 0, rows / kDenseTileRows);
-  std::memcpy(out.data() + tail0 * cols * es, W.data() + tail0 * cols * es, (rows - tail0) * cols * es);
+  dense_rows_to_tiles(weight_type_bytes(wt), W.data(), rows, cols, out.data(), 0, dense_groups(rows));
   return out;
 }
 
@@ -186,7 +183,10 @@ TEST(Kernels, DenseIndexMatchesTileRepack) {
       ASSERT_EQ(T[at], W[r * cols + k]) << "row " << r << " col " << k;
     }
   for (size_t r = 64; r < rows; ++r) EXPECT_EQ(dense_index(DenseLayout::Tiles, rows, cols, r, 3), r * cols + 3);
-  for (size_t i = 64 * cols; i < T.size(); ++i) EXPECT_EQ(T[i], 0xffff);  // tail rows are left to the caller
+  for (size_t i = 64 * cols; i < T.size(); ++i) EXPECT_EQ(T[i], 0xffff);  // group 2 (the tail) not asked for
+  ASSERT_EQ(dense_groups(rows), 3u);
+  dense_rows_to_tiles(2, W.data(), rows, cols, T.data(), 2, 3);  // the partial last group: copied as rows
+  for (size_t i = 64 * cols; i < T.size(); ++i) EXPECT_EQ(T[i], W[i]);
 }
 
 // Long rows: several token-panel blocks per row block (the packed panels exceed the L2 block size), row

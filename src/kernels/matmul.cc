@@ -479,12 +479,9 @@ bool matmul_uses_dense_tiles() { return HWY_DYNAMIC_DISPATCH(UsesDenseTilesImpl)
 void dense_rows_to_tiles(size_t esize, const void* src, size_t rows, size_t cols, void* dst, size_t g0, size_t g1) {
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = static_cast<uint8_t*>(dst);
-  for (size_t g = g0; g < g1 && (g + 1) * kDenseTileRows <= rows; ++g)
-    for (size_t i = 0; i < kDenseTileRows; ++i) {
-      const size_t r = g * kDenseTileRows + i;
-      for (size_t k = 0; k < cols; ++k)
-        std::memcpy(d + dense_index(DenseLayout::Tiles, rows, cols, r, k) * esize, s + (r * cols + k) * esize, esize);
-    }
+  for (size_t r = g0 * kDenseTileRows; r < std::min(rows, g1 * kDenseTileRows); ++r)
+    for (size_t k = 0; k < cols; ++k)
+      std::memcpy(d + dense_index(DenseLayout::Tiles, rows, cols, r, k) * esize, s + (r * cols + k) * esize, esize);
 }
 
 }  // namespace lowbit::kernels

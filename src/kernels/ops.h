@@ -27,8 +27,10 @@ inline size_t dense_index(DenseLayout layout, size_t rows, size_t cols, size_t r
   if (layout == DenseLayout::Rows || r >= tiled_rows) return r * cols + k;
   return (r - r % kDenseTileRows) * cols + k * kDenseTileRows + r % kDenseTileRows;
 }
-// Rearranges row groups [g0, g1) of a row-major matrix (elements of `esize` bytes) into the tile layout;
-// dst and src must not overlap. The tail rows are the caller's to copy (they keep their offsets).
+// Number of row groups of a rows-row matrix, counting the rows % 32 tail as a last, partial group.
+inline size_t dense_groups(size_t rows) { return (rows + kDenseTileRows - 1) / kDenseTileRows; }
+// Writes row groups [g0, g1) (of dense_groups(rows)) of a row-major matrix (elements of `esize` bytes) into dst
+// in the tile layout; a partial last group is copied as rows. dst and src must not overlap.
 void dense_rows_to_tiles(size_t esize, const void* src, size_t rows, size_t cols, void* dst, size_t g0, size_t g1);
 // Whether matmul's tile layout beats the row layout for decode on this CPU (the runtime then rearranges dense
 // weights at load).

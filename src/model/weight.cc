@@ -28,12 +28,10 @@ void release_mapped_pages(const void* p, size_t n) {
 void use_dense_tiles(Weight& w, ThreadPool& pool) {
   if (w.dense_tiled || w.rows < kernels::kDenseTileRows || !kernels::matmul_uses_dense_tiles()) return;
   const size_t es = w.dtype == WeightDtype::F32 ? 4 : 2;
-  const size_t groups = w.rows / kernels::kDenseTileRows, tail0 = groups * kernels::kDenseTileRows;
   AlignedBuffer<uint8_t> t(w.bytes());
-  pool.parallel_for(groups, 4, [&](size_t g0, size_t g1) {
+  pool.parallel_for(kernels::dense_groups(w.rows), 4, [&](size_t g0, size_t g1) {
     kernels::dense_rows_to_tiles(es, w.dense, w.rows, w.cols, t.data(), g0, g1);
   });
-  std::memcpy(t.data() + tail0 * w.cols * es, w.dense + tail0 * w.cols * es, (w.rows - tail0) * w.cols * es);
   if (w.storage.size() > 0) {
     w.storage = std::move(t);  // the row layout was ours
     w.dense = w.storage.data();
