@@ -58,6 +58,9 @@ struct Weight {
   void use_row_tiles(ThreadPool& pool);
   AlignedBuffer<uint8_t> tiles;  // owns packed.tiles, or the dense tiles of a weight borrowed from a bundle
 
+  // Dense bf16 in groups on a CPU with kernels::matmul_bf16_dot: prefill (from kBf16DotMinTokens tokens) then
+  // runs bf16 × bf16.
+  bool prefill_in_bf16() const;
   uint64_t bytes() const;
   void row_to_f32(size_t r, float* out) const;  // one row (an embedding lookup) as fp32
   std::string format_name() const;              // "f32", "bf16", "q4_g32_zeros_a8", ...

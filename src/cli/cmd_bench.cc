@@ -99,7 +99,7 @@ ModelWork model_work(const Model& m) {
   const Weight& q = m.layer(0).wqkv;
   if (q.is_packed && q.packed.desc.act == ActivationMode::DynamicInt8)
     w.arithmetic = PeakKind::Int8;
-  else if (!q.is_packed && q.dtype == WeightDtype::BF16 && q.dense_tiled && kernels::matmul_bf16_dot_available())
+  else if (q.prefill_in_bf16())
     w.arithmetic = PeakKind::Bf16;
   return w;
 }

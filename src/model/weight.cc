@@ -64,6 +64,10 @@ void Weight::use_row_tiles(ThreadPool& pool) {
   packed.mins = nullptr;
 }
 
+bool Weight::prefill_in_bf16() const {
+  return !is_packed && dtype == WeightDtype::BF16 && dense_tiled && kernels::matmul_bf16_dot_available();
+}
+
 uint64_t Weight::bytes() const {
   if (is_packed) return packed.desc.total_bytes();
   return static_cast<uint64_t>(rows) * cols * (dtype == WeightDtype::F32 ? 4 : 2);

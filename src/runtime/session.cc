@@ -23,8 +23,7 @@ kernels::WeightType dense_type(WeightDtype d) {
 void linear(ThreadPool& pool, const Weight& w, const float* x, size_t n, float* y) {
   if (w.is_packed) {
     kernels::matmul_q(pool, w.packed, x, n, y);
-  } else if (w.dtype == WeightDtype::BF16 && w.dense_tiled && n >= kernels::kBf16DotMinTokens &&
-             kernels::matmul_bf16_dot_available()) {
+  } else if (n >= kernels::kBf16DotMinTokens && w.prefill_in_bf16()) {
     // bf16 weights: prefill in bf16 × bf16 (activations rounded to bf16, as a bf16 model computes).
     kernels::matmul_bf16_dot(pool, reinterpret_cast<const uint16_t*>(w.dense), w.rows, w.cols, x, n, y);
   } else {
