@@ -3,7 +3,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cstring>
 
 #include "kernels/matmul_q/matmul_q.h"
 #include "kernels/ops.h"
