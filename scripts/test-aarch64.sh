@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The aarch64 tests: cross-builds lowbit (Release, build-aarch64/) with Debian's g++-aarch64-linux-gnu and the
 # arm64 -dev packages (multiarch, cmake/aarch64-linux-gnu.cmake), then runs under qemu-aarch64:
-#   1. the whole GoogleTest suite on `-cpu max`, which has the dot product extension: every matmul_q check runs
-#      on both NEON kernel variants (NEON+SDOT and plain NEON);
+#   1. the whole GoogleTest suite on `-cpu max`, which has the dot product and int8 matrix multiply extensions:
+#      every matmul_q check runs on the three NEON kernel variants (NEON+SDOT+I8MM, NEON+SDOT, plain NEON);
 #   2. the kernel suites again on `-cpu cortex-a57` (Armv8.0, no dot product: the run-time detection must pick
 #      plain NEON, and nothing outside the sdot kernels may use newer instructions);
 #   3. one greedy generation with the real model on each of the two CPUs, `lowbit generate -p "Once upon a
@@ -109,6 +109,10 @@ KERNEL_SUITES='Kernels.*:PackedFormat.*:Rtn.*:MatmulQ.*:GgmlQuants.*'
 start=$SECONDS
 n_max="$(gtest_under_qemu max '*')"
 variants="$(sed -n 's/.*kernel variants run: *//p' build-aarch64/tests-max.log | tail -n 1)"
+case " $variants " in
+  *" NEON+SDOT+I8MM "*) ;;
+  *) die "the NEON I8MM kernels did not run on -cpu max (variants: '${variants}')" ;;
+esac
 case " $variants " in
   *" NEON+SDOT "*) ;;
   *) die "the NEON+SDOT kernels did not run on -cpu max (variants: '${variants}')" ;;

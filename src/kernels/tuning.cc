@@ -84,8 +84,11 @@ KernelTuning predict_tuning(const CpuInfo& cpu) {
   // with the transpose about as costly as decoding 4-6 tokens' dots, the crossover is near 6 tokens. From row
   // tiles (AVX-512 VNNI) the dot form decodes each 64-byte chunk once per 4 tokens with no transpose, and
   // few-token calls stream their weights from DRAM, so it stays ahead up to ~16 tokens (measured 1.3-1.9×
-  // faster than the outer form at 2-16 tokens here).
-  t.a8_outer_min_tokens = cpu.isa.find("VNNI") != std::string::npos ? 16 : 6;
+  // faster than the outer form at 2-16 tokens here). NEON with I8MM: the usmmla form rearranges its 4 rows once
+  // (about one token's decode) and then does twice sdot's multiply-adds per instruction, so it should lead from
+  // ~4 tokens (an estimate: not measured on hardware, only tested under qemu).
+  const bool vnni = cpu.isa.find("VNNI") != std::string::npos, i8mm = cpu.isa.find("I8MM") != std::string::npos;
+  t.a8_outer_min_tokens = vnni ? 16 : i8mm ? 4 : 6;
   // Decode: tasks of ≥ 16 rows keep the per-task overhead below ~1% for rows of ≥ 1024 weights; more cores
   // want finer tasks for balance.
   t.dot_grain = cpu.cores > 8 ? 8 : 16;

@@ -16,7 +16,9 @@
 //       a register tile of 32 rows × 4 tokens converts to fp32 once per 8 vpdpbusd (per block). Symmetric
 //       weights fold the m term into the integer accumulators (start at −2^(bits−1)·Σxq).
 //   - AVX2 (matmul_q_avx2-inl.h): the dot form, one block per ymm (vpmaddubsw + vpmaddwd).
-//   - NEON (matmul_q_neon-inl.h): the dot form with sdot when the CPU has it (HWCAP_ASIMDDP), else vmull.
+//   - NEON (matmul_q_neon-inl.h): the dot form with sdot when the CPU has it (HWCAP_ASIMDDP), else vmull;
+//     prefill with usmmla (2 rows × 2 tokens × 8 columns per instruction) when it has I8MM
+//     (matmul_q_neon_i8mm-inl.h).
 //   - Other targets, and group sizes that are not a multiple of 32 (16, 48, ...) on every target: portable
 //     Highway code (codes unpacked to bytes, int32 products, a block split at group boundaries).
 //
@@ -87,6 +89,7 @@ struct WOActs {
 };
 
 extern std::atomic<bool> g_allow_vnni;
+extern std::atomic<bool> g_allow_i8mm;
 
 }  // namespace lowbit::kernels::matmul_q_detail
 #endif  // LOWBIT_KERNELS_MATMUL_Q_SHARED_
@@ -690,6 +693,25 @@ bool UseSdot() {
 #endif
   return has && matmul_q_detail::g_allow_vnni.load(std::memory_order_relaxed);
 }
+
+#define LOWBIT_Q_NS neon_i8mm
+#if defined(__clang__)
+#define LOWBIT_Q_ATTR __attribute__((target("dotprod,i8mm")))
+#else
+#define LOWBIT_Q_ATTR __attribute__((target("arch=armv8.2-a+dotprod+i8mm+crypto")))  // (see neon_sdot)
+#endif
+#include "kernels/matmul_q/matmul_q_neon_i8mm-inl.h"
+#undef LOWBIT_Q_NS
+#undef LOWBIT_Q_ATTR
+
+bool UseI8mm() {
+#if defined(__linux__) && defined(HWCAP2_I8MM)
+  static const bool has = (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
+#else
+  static const bool has = false;  // (Apple M2 and later have it too; not detected yet)
+#endif
+  return has && UseSdot() && matmul_q_detail::g_allow_i8mm.load(std::memory_order_relaxed);
+}
 #endif
 
 bool UsesRowTilesImpl() {
@@ -704,6 +726,7 @@ const char* TargetNameImpl() {
 #if HWY_TARGET == HWY_AVX3
   if (UseVnni()) return "AVX3+VNNI";
 #elif HWY_TARGET == HWY_NEON
+  if (UseI8mm()) return "NEON+SDOT+I8MM";
   if (UseSdot()) return "NEON+SDOT";
 #endif
   return hwy::TargetName(HWY_TARGET);
@@ -794,6 +817,29 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
     return;
   }
 #elif HWY_TARGET == HWY_NEON
+  if (fast_groups && n_tokens >= tuning.a8_outer_min_tokens && UseI8mm()) {
+    // usmmla: token pairs interleaved once per token block (kept in L2), then 4-row tiles (whole tiles per task).
+    const size_t tb = tuning.prefill_token_block == 0 ? n_tokens : (tuning.prefill_token_block + 1) & ~size_t{1};
+    neon_i8mm::PairActs pa;
+    pa.nb = a.nb;
+    pa.ng = a.ng;
+    const size_t max_pairs = (std::min(tb, n_tokens) + 1) / 2;
+    thread_local Scratch<int8_t> pair_xq;
+    thread_local Scratch<float> pair_f;
+    pa.xq = pair_xq.get(max_pairs * a.nb * 64);
+    pa.s4 = pair_f.get(max_pairs * 4 * (a.nb + a.ng));
+    pa.g4 = pa.s4 + max_pairs * 4 * a.nb;
+    const size_t grain = (kDotGrain + 3) & ~size_t{3};
+    for (size_t t0 = 0; t0 < n_tokens; t0 += tb) {
+      const A8Acts b = a.tokens(t0, std::min(tb, n_tokens - t0));
+      pa.n_pairs = (b.n_tokens + 1) / 2;
+      neon_i8mm::BuildPairs(b, pa, 0, pa.n_pairs);
+      float* yb = y + t0 * desc.rows;
+      pool.parallel_for(desc.rows, grain,
+                        [&](size_t r0, size_t r1) HWY_ATTR { neon_i8mm::MmlaRange(W, b, pa, r0, r1, yb); });
+    }
+    return;
+  }
   if (fast_groups) {
     const bool sdot = UseSdot();
     pool.parallel_for(desc.rows, kDotGrain, [&](size_t r0, size_t r1) HWY_ATTR {
@@ -876,6 +922,7 @@ namespace lowbit::kernels {
 
 namespace matmul_q_detail {
 std::atomic<bool> g_allow_vnni{true};
+std::atomic<bool> g_allow_i8mm{true};
 HWY_EXPORT(MatmulQImpl);
 HWY_EXPORT(QuantizeActivationsImpl);
 HWY_EXPORT(TargetNameImpl);
@@ -907,6 +954,8 @@ const char* matmul_q_target_name() { return matmul_q_detail::CallTargetName(); }
 bool matmul_q_uses_row_tiles() { return matmul_q_detail::CallUsesRowTiles(); }
 
 void matmul_q_allow_vnni_for_test(bool allow) { matmul_q_detail::g_allow_vnni.store(allow); }
+
+void matmul_q_allow_i8mm_for_test(bool allow) { matmul_q_detail::g_allow_i8mm.store(allow); }
 
 }  // namespace lowbit::kernels
 #endif  // HWY_ONCE

@@ -31,7 +31,8 @@ void matmul_q(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
 void quantize_activations(const float* x, size_t cols, int8_t* xq, float* scales, int32_t* sums);
 
 // Which code path matmul_q takes on this CPU: the Highway target, plus "+VNNI" when the AVX-512
-// VNNI/VBMI/GFNI kernels are used (e.g. "AVX3+VNNI", "AVX2", "SCALAR").
+// VNNI/VBMI/GFNI kernels are used, "+SDOT" / "+SDOT+I8MM" for the NEON ones (e.g. "AVX3+VNNI", "AVX2",
+// "NEON+SDOT+I8MM", "SCALAR").
 const char* matmul_q_target_name();
 
 // Whether matmul_q multiplies from row tiles (quant/row_tiles.h) when a matrix has them (AVX-512 VNNI); the
@@ -41,6 +42,9 @@ bool matmul_q_uses_row_tiles();
 // Tests only: forbid (false) or allow (true, the default) the AVX-512 VNNI/VBMI/GFNI kernels, so that the
 // plain AVX3 kernels can be tested on a CPU that has those extensions.
 void matmul_q_allow_vnni_for_test(bool allow);
+// Tests only: forbid or allow the NEON I8MM (usmmla) prefill kernel, so that the sdot kernels can be tested on a
+// CPU that has both.
+void matmul_q_allow_i8mm_for_test(bool allow);
 
 namespace ref {
 void quantize_activations(const float* x, size_t cols, int8_t* xq, float* scales, int32_t* sums);

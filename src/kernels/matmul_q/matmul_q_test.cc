@@ -40,9 +40,9 @@ using kernels::half_to_f32;
 // The kernel variants ForEachTarget ran (matmul_q_target_name(): "AVX3+VNNI", "NEON+SDOT", "NEON", ...).
 std::set<std::string> g_variants_run;
 
-// Runs f once per SIMD target compiled into the kernels and supported by this CPU (twice on AVX3 when the CPU
-// has VNNI/VBMI/GFNI, and on NEON when it has the dot product extension: with and without those kernels),
-// forcing dynamic dispatch; restores normal dispatch.
+// Runs f once per SIMD target compiled into the kernels and supported by this CPU, and per kernel variant of it
+// (on AVX3 with and without VNNI/VBMI/GFNI; on NEON with I8MM + sdot, sdot alone and neither, as far as the CPU
+// has them), forcing dynamic dispatch; restores normal dispatch.
 template <class F>
 void ForEachTarget(F&& f) {
   const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
@@ -50,16 +50,13 @@ void ForEachTarget(F&& f) {
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     hwy::GetChosenTarget().Update(hwy::SupportedTargets());
-    std::string first_name;
-    for (bool vnni : {true, false}) {
+    std::set<std::string> names;
+    for (auto [vnni, i8mm] : {std::pair{true, true}, std::pair{true, false}, std::pair{false, false}}) {
       kernels::matmul_q_allow_vnni_for_test(vnni);
+      kernels::matmul_q_allow_i8mm_for_test(i8mm);
       const std::string name = kernels::matmul_q_target_name();
-      if (vnni) {
-        first_name = name;
-      } else if (name == first_name) {
-        // The same kernels as in the first round (no VNNI / SDOT variant on this target / CPU).
-        continue;
-      }
+      // (The same kernels as an earlier round: no VNNI / SDOT / I8MM variant on this target and CPU.)
+      if (!names.insert(name).second) continue;
       SCOPED_TRACE("target " + name);
       g_variants_run.insert(name);
       EXPECT_EQ(name.rfind(hwy::TargetName(target), 0), 0u) << name;
@@ -67,6 +64,7 @@ void ForEachTarget(F&& f) {
     }
   }
   kernels::matmul_q_allow_vnni_for_test(true);
+  kernels::matmul_q_allow_i8mm_for_test(true);
   hwy::SetSupportedTargetsForTest(0);
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
 }
