@@ -58,8 +58,8 @@ struct Weight {
   void use_row_tiles(ThreadPool& pool);
   AlignedBuffer<uint8_t> tiles;  // owns packed.tiles, or the dense tiles of a weight borrowed from a bundle
 
-  // Dense bf16 in groups on a CPU with kernels::matmul_bf16_dot: prefill (from kBf16DotMinTokens tokens) then
-  // runs bf16 × bf16.
+  // Dense bf16 on a CPU with a kernels::matmul_bf16_dot kernel for its layout (x86 AVX512-BF16: groups; aarch64
+  // BF16: rows): prefill (from kBf16DotMinTokens tokens) then runs bf16 × bf16.
   bool prefill_in_bf16() const;
   uint64_t bytes() const;
   void row_to_f32(size_t r, float* out) const;  // one row (an embedding lookup) as fp32

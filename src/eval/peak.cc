@@ -12,6 +12,10 @@
 #include <immintrin.h>
 #elif defined(__aarch64__)
 #include <arm_neon.h>
+#if defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 #endif
 
 namespace lowbit {
@@ -85,8 +89,49 @@ __attribute__((target("avx2,fma"))) float fp32_avx2(int64_t iters) {
   return o[0];
 }
 #elif defined(__aarch64__)
-#if defined(__ARM_FEATURE_DOTPROD)
-float int8_sdot(int64_t iters) {
+// (GCC inlines these intrinsics only under the full arch string; see kernels/matmul_q/matmul_q.cc.)
+#if defined(__clang__)
+#define LOWBIT_ATTR_SDOT __attribute__((target("dotprod")))
+#define LOWBIT_ATTR_I8MM __attribute__((target("dotprod,i8mm")))
+#define LOWBIT_ATTR_BF16 __attribute__((target("bf16")))
+#else
+#define LOWBIT_ATTR_SDOT __attribute__((target("arch=armv8.2-a+dotprod")))
+#define LOWBIT_ATTR_I8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
+#define LOWBIT_ATTR_BF16 __attribute__((target("arch=armv8.2-a+bf16")))
+#endif
+bool has_hwcap(int which, unsigned long bit) {
+#if defined(__linux__)
+  return (getauxval(which) & bit) != 0;
+#else
+  (void)which;
+  (void)bit;
+  return false;
+#endif
+}
+LOWBIT_ATTR_I8MM float int8_usmmla(int64_t iters) {  // 2×8 by 8×2: 32 multiply-adds per instruction
+  int32x4_t acc[kChains];
+  const uint8x16_t a = vdupq_n_u8(3);
+  const int8x16_t b = vdupq_n_s8(-2);
+  for (auto& x : acc) x = vdupq_n_s32(0);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = vusmmlaq_s32(x, a, b);
+  int32x4_t s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = vaddq_s32(s, acc[c]);
+  return static_cast<float>(vaddvq_s32(s));
+}
+LOWBIT_ATTR_BF16 float bf16_bfmmla(int64_t iters) {  // 2×4 by 4×2: 16 multiply-adds per instruction
+  float32x4_t acc[kChains];
+  // 1.0 and ~1e-6 in bf16, read through volatile so that GCC does not materialize them with an fp16 fmov
+  volatile uint16_t one = 0x3f80, tiny = 0x3580;
+  const bfloat16x8_t a = vreinterpretq_bf16_u16(vdupq_n_u16(one)), b = vreinterpretq_bf16_u16(vdupq_n_u16(tiny));
+  for (auto& x : acc) x = vdupq_n_f32(0.0f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : acc) x = vbfmmlaq_f32(x, a, b);
+  float32x4_t s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = vaddq_f32(s, acc[c]);
+  return vaddvq_f32(s);
+}
+LOWBIT_ATTR_SDOT float int8_sdot(int64_t iters) {
   int32x4_t acc[kChains];
   const int8x16_t a = vdupq_n_s8(3), b = vdupq_n_s8(-2);
   for (auto& x : acc) x = vdupq_n_s32(0);
@@ -96,7 +141,6 @@ float int8_sdot(int64_t iters) {
   for (int c = 1; c < kChains; ++c) s = vaddq_s32(s, acc[c]);
   return static_cast<float>(vaddvq_s32(s));
 }
-#endif
 float int8_neon(int64_t iters) {  // without dotprod: smull + sadalp, 8 multiply-adds per 2 instructions
   int32x4_t acc[kChains];
   const int8x8_t a = vdup_n_s8(3), b = vdup_n_s8(-2);
@@ -139,12 +183,13 @@ Choice int8_choice() {
   if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
     return {int8_vnni512, kChains * 64.0 * 2, "vpdpbusd zmm"};
   if (__builtin_cpu_supports("avx2")) return {int8_avx2, kChains * 32.0 * 2, "vpmaddubsw+vpmaddwd ymm"};
-#elif defined(__aarch64__)
-#if defined(__ARM_FEATURE_DOTPROD)
-  return {int8_sdot, kChains * 16.0 * 2, "sdot v.4s"};
-#else
+#elif defined(__aarch64__) && defined(HWCAP2_I8MM)
+  // (the instructions matmul_q's NEON kernels run: usmmla for prefill where present, sdot for decode)
+  if (has_hwcap(AT_HWCAP2, HWCAP2_I8MM)) return {int8_usmmla, kChains * 32.0 * 2, "usmmla v.4s"};
+  if (has_hwcap(AT_HWCAP, HWCAP_ASIMDDP)) return {int8_sdot, kChains * 16.0 * 2, "sdot v.4s"};
   return {int8_neon, kChains * 8.0 * 2, "smull+sadalp"};
-#endif
+#elif defined(__aarch64__)
+  return {int8_neon, kChains * 8.0 * 2, "smull+sadalp"};
 #endif
   return {};
 }
@@ -152,6 +197,8 @@ Choice int8_choice() {
 Choice bf16_choice() {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512bf16")) return {bf16_avx512, kChains * 32.0 * 2, "vdpbf16ps zmm"};
+#elif defined(__aarch64__) && defined(HWCAP2_BF16)
+  if (has_hwcap(AT_HWCAP2, HWCAP2_BF16)) return {bf16_bfmmla, kChains * 16.0 * 2, "bfmmla v.4s"};
 #endif
   return {};
 }

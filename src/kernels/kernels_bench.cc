@@ -26,7 +26,7 @@ void BM_Matmul(benchmark::State& state) {
   const auto wt = static_cast<WeightType>(state.range(3));
   ThreadPool& pool = pool_of(int(state.range(4)));
   const int layout = int(state.range(5));
-  if (layout == 2 && (wt != WeightType::BF16 || !matmul_bf16_dot_available())) {
+  if (layout == 2 && (wt != WeightType::BF16 || !matmul_bf16_dot_available(DenseLayout::Tiles))) {
     state.SkipWithError("matmul_bf16_dot needs bf16 weights and AVX512-BF16");
     return;
   }
@@ -47,7 +47,8 @@ void BM_Matmul(benchmark::State& state) {
   std::vector<float> y(n * rows);
   for (auto _ : state) {
     if (layout == 2)
-      matmul_bf16_dot(pool, reinterpret_cast<const uint16_t*>(W.get()), rows, cols, x.data(), n, y.data());
+      matmul_bf16_dot(pool, reinterpret_cast<const uint16_t*>(W.get()), DenseLayout::Tiles, rows, cols, x.data(), n,
+                      y.data());
     else
       matmul(pool, wt, W.get(), rows, cols, x.data(), n, y.data(), layout ? DenseLayout::Tiles : DenseLayout::Rows);
     benchmark::DoNotOptimize(y.data());

@@ -144,10 +144,13 @@ TEST(Kernels, MatmulTiledOddShapes) {
         }
 }
 
-// bf16 × bf16 prefill against its definition (activations rounded to bf16, then exact products): whole groups,
-// a tail group, odd and even row lengths, partial and full 12-token register tiles.
+// bf16 × bf16 prefill against its definition (activations rounded to bf16, then exact products), in the layout
+// this CPU's kernel takes (x86 AVX512-BF16: groups; aarch64 BF16: rows): whole groups / panels, a tail, odd
+// and even row lengths, partial and full register tiles, odd token counts.
 TEST(Kernels, MatmulBf16DotOddShapes) {
-  if (!matmul_bf16_dot_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  DenseLayout layout = DenseLayout::Tiles;
+  if (!matmul_bf16_dot_available(layout)) layout = DenseLayout::Rows;
+  if (!matmul_bf16_dot_available(layout)) GTEST_SKIP() << "no bf16 × bf16 kernel on this CPU";
   ThreadPool pool1(1), pool2(2);
   uint32_t seed = 900;
   double worst = 0;
@@ -158,10 +161,11 @@ TEST(Kernels, MatmulBf16DotOddShapes) {
         const std::vector<float> x = random_floats(n * cols, seed + 1);
         std::vector<float> want(rows * n);
         ref::matmul_bf16_acts(reinterpret_cast<const uint16_t*>(W.data()), rows, cols, x.data(), n, want.data());
-        const std::vector<uint8_t> T = in_layout(WeightType::BF16, W, rows, cols, DenseLayout::Tiles);
+        const std::vector<uint8_t> T = in_layout(WeightType::BF16, W, rows, cols, layout);
         for (ThreadPool* pool : {&pool1, &pool2}) {
           std::vector<float> got(rows * n, std::numeric_limits<float>::quiet_NaN());
-          matmul_bf16_dot(*pool, reinterpret_cast<const uint16_t*>(T.data()), rows, cols, x.data(), n, got.data());
+          matmul_bf16_dot(*pool, reinterpret_cast<const uint16_t*>(T.data()), layout, rows, cols, x.data(), n,
+                          got.data());
           const double err = scaled_error(got, want);
           worst = std::max(worst, err);
           EXPECT_LE(err, 1e-5) << "rows " << rows << " cols " << cols << " tokens " << n;

@@ -119,15 +119,16 @@ LOWBIT_BF16_ATTR void TileN(int n, const uint16_t* wp, size_t npairs, const uint
 
 }  // namespace
 
-bool matmul_bf16_dot_available() {
+bool matmul_bf16_dot_available(DenseLayout layout) {
   static const bool ok = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return ok;
+  return ok && layout == DenseLayout::Tiles;
 }
 
-void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, size_t rows, size_t cols, const float* x, size_t n_tokens,
-                     float* y) {
-  if (!matmul_bf16_dot_available()) fail("matmul_bf16_dot: this CPU has no AVX512-BF16");
+void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, DenseLayout layout, size_t rows, size_t cols,
+                     const float* x, size_t n_tokens, float* y) {
+  if (!matmul_bf16_dot_available(layout))
+    fail("matmul_bf16_dot: this CPU has no AVX512-BF16, or the weights are not in the tile layout");
   if (rows == 0 || n_tokens == 0) return;
   if (cols == 0) {
     std::fill(y, y + rows * n_tokens, 0.0f);
@@ -163,12 +164,12 @@ void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, size_t rows, size_t co
   });
 }
 
-#else  // no AVX512-BF16 code on this architecture
+#elif !defined(__aarch64__)  // (aarch64: kernels/matmul_bf16_mmla_neon.cc)
 
-bool matmul_bf16_dot_available() { return false; }
+bool matmul_bf16_dot_available(DenseLayout) { return false; }
 
-void matmul_bf16_dot(ThreadPool&, const uint16_t*, size_t, size_t, const float*, size_t, float*) {
-  fail("matmul_bf16_dot: this build has no AVX512-BF16 kernel");
+void matmul_bf16_dot(ThreadPool&, const uint16_t*, DenseLayout, size_t, size_t, const float*, size_t, float*) {
+  fail("matmul_bf16_dot: this build has no bf16 × bf16 kernel");
 }
 
 #endif

@@ -41,13 +41,15 @@ bool matmul_uses_dense_tiles();
 void matmul(ThreadPool& pool, WeightType wt, const void* W, size_t rows, size_t cols, const float* x,
             size_t n_tokens, float* y, DenseLayout layout = DenseLayout::Rows);
 
-// Prefill with bf16 activations (kernels/matmul_bf16_dot.cc, AVX512-BF16 on x86): y as matmul for bf16 weights
-// W in DenseLayout::Tiles, except that every activation is first rounded to bf16 (nearest even); products are
-// exact and summed in fp32. The Session uses it for bf16 weights from kBf16DotMinTokens tokens on where the
-// CPU has it (twice the fp32 FMA rate); decode keeps fp32 activations.
-bool matmul_bf16_dot_available();
-void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, size_t rows, size_t cols, const float* x, size_t n_tokens,
-                     float* y);
+// Prefill with bf16 activations: y as matmul for bf16 weights W, except that every activation is first rounded to
+// bf16 (nearest even); products are exact and summed in fp32. Two kernels, each for the layout its CPU keeps:
+// AVX512-BF16 `vdpbf16ps` on x86 (kernels/matmul_bf16_dot.cc, W in DenseLayout::Tiles) and Arm BF16 `bfmmla`
+// on aarch64 (kernels/matmul_bf16_mmla_neon.cc, W in DenseLayout::Rows; its sums round to odd, as that
+// instruction does). The Session uses it for bf16 weights from kBf16DotMinTokens tokens on where the CPU has it
+// (2-4× the fp32 FMA rate); decode keeps fp32 activations.
+bool matmul_bf16_dot_available(DenseLayout layout);
+void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, DenseLayout layout, size_t rows, size_t cols,
+                     const float* x, size_t n_tokens, float* y);
 constexpr size_t kBf16DotMinTokens = 8;
 
 // y = x / sqrt(mean(x^2) + eps) * w, over n values (y may alias x).

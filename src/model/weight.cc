@@ -64,7 +64,8 @@ void Weight::use_row_tiles(ThreadPool& pool) {
 }
 
 bool Weight::prefill_in_bf16() const {
-  return !is_packed && dtype == WeightDtype::BF16 && dense_tiled && kernels::matmul_bf16_dot_available();
+  return !is_packed && dtype == WeightDtype::BF16 &&
+         kernels::matmul_bf16_dot_available(dense_tiled ? kernels::DenseLayout::Tiles : kernels::DenseLayout::Rows);
 }
 
 uint64_t Weight::bytes() const {
