@@ -10,7 +10,8 @@ namespace lowbit {
 namespace {
 
 // Where code (r, col) of a tile lives: byte offset within the tile, and the bit shift and width of its bits
-// there (3-bit codes have two parts: the low 2 bits as in the 2-bit layout, the high bit in chunk 2).
+// there. 3-, 5- and 6-bit codes have two parts: the low 2 (3-bit) or 4 bits in the 2- or 4-bit layout, the
+// rest (q >> lo.width) in the 1-bit (3, 5) or 2-bit (6) layout in the chunks after them; width 0 = no part.
 struct CodeBits {
   size_t off;
   int shift, width;
@@ -19,12 +20,19 @@ void code_bits(const PackedDesc& d, const RowTileGeometry& geo, size_t r, size_t
   const size_t b = col / kPackBlock, j = col % kPackBlock, gb = d.group_size / kPackBlock;
   const size_t block = geo.group_offset(b / gb) + (b % gb) * geo.block_bytes;
   const size_t e = j % 4;
+  const auto two_bit = [&](size_t chunk0) {
+    return CodeBits{block + chunk0 * 64 + (j / 16) * 64 + 4 * r + e, 2 * static_cast<int>((j % 16) / 4), 2};
+  };
+  const auto one_bit = [&](size_t chunk) { return CodeBits{block + chunk * 64 + 4 * r + e, static_cast<int>(j / 4), 1}; };
+  *hi = {0, 0, 0};
   switch (d.bits) {
     case 8: *lo = {block + (j / 4) * 64 + 4 * r + e, 0, 8}; break;
-    case 4: *lo = {block + ((j % 16) / 4) * 64 + 4 * r + e, 4 * static_cast<int>(j / 16), 4}; break;
-    default:  // 2, 3
-      *lo = {block + (j / 16) * 64 + 4 * r + e, 2 * static_cast<int>((j % 16) / 4), 2};
-      if (d.bits == 3) *hi = {block + 128 + 4 * r + e, static_cast<int>(j / 4), 1};
+    case 2: *lo = two_bit(0); break;
+    case 3: *lo = two_bit(0), *hi = one_bit(2); break;
+    default:  // 4, 5, 6
+      *lo = {block + ((j % 16) / 4) * 64 + 4 * r + e, 4 * static_cast<int>(j / 16), 4};
+      if (d.bits == 5) *hi = one_bit(4);
+      if (d.bits == 6) *hi = two_bit(4);
       break;
   }
 }
@@ -38,7 +46,7 @@ RowTileGeometry::RowTileGeometry(const PackedDesc& d)
       block_bytes(d.block_bytes() * kTileRows) {}
 
 bool row_tiles_fit(const PackedDesc& d) {
-  return d.act == ActivationMode::DynamicInt8 && (d.bits == 2 || d.bits == 3 || d.bits == 4 || d.bits == 8) &&
+  return d.act == ActivationMode::DynamicInt8 && d.bits >= 2 && d.bits != 7 &&
          d.group_size % kPackBlock == 0 && d.group_size > 0 && d.rows % kTileRows == 0;
 }
 
@@ -61,7 +69,7 @@ void build_row_tiles(const PackedMatrix& m, size_t t0, size_t t1, uint8_t* out) 
         code_bits(d, geo, r, col, &lo, &hi);
         const uint32_t q = get_code(d, src, col);
         tile[lo.off] = static_cast<uint8_t>(tile[lo.off] | ((q & ((1u << lo.width) - 1)) << lo.shift));
-        if (d.bits == 3) tile[hi.off] = static_cast<uint8_t>(tile[hi.off] | ((q >> 2) << hi.shift));
+        if (hi.width) tile[hi.off] = static_cast<uint8_t>(tile[hi.off] | ((q >> lo.width) << hi.shift));
       }
       for (size_t g = 0; g < ng; ++g) {
         uint8_t* sc = tile + geo.scales_offset(g);
@@ -91,7 +99,7 @@ void dequantize_tiled_row(const PackedDesc& d, const uint8_t* tiles, size_t row,
       CodeBits lo{}, hi{};
       code_bits(d, geo, r, col, &lo, &hi);
       int q = (tile[lo.off] >> lo.shift) & ((1 << lo.width) - 1);
-      if (d.bits == 3) q |= ((tile[hi.off] >> hi.shift) & 1) << 2;
+      if (hi.width) q |= ((tile[hi.off] >> hi.shift) & ((1 << hi.width) - 1)) << lo.width;
       // The same expressions as dequantize_packed_row.
       out[col] = d.has_zeros ? scale * static_cast<float>(q) + mn : scale * static_cast<float>(q - zero);
     }

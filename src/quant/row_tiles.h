@@ -1,7 +1,7 @@
 // Row tiles: a second layout of a packed matrix (quant/packed.h), built once at load time for the int8-activation
 // kernels that multiply 16 rows at a time (AVX-512 VNNI: one vpdpbusd advances 16 rows × 4 columns).
 //
-// Eligible matrices: act = DynamicInt8, bits 2, 3, 4 or 8, group_size % 32 == 0, rows % 16 == 0.
+// Eligible matrices: act = DynamicInt8, bits 2, 3, 4, 5, 6 or 8, group_size % 32 == 0, rows % 16 == 0.
 // Rows are taken 16 at a time ("tile" t = rows 16t .. 16t+15); tiles are contiguous, each tile_bytes() long.
 // A tile is a sequence of units, each 2 groups (symmetric) or 1 group (with zeros; the last symmetric unit
 // of an odd group count holds 1): the codes of the unit's groups, then one 64-byte line of their scales:
@@ -13,6 +13,10 @@
 //            2-bit: chunk k (0..1), byte e = Σ_p q[32b + 16k + 4p + e] << 2p   (p = 0..3)
 //            3-bit: chunks 0, 1 hold the low 2 bits of every code as in the 2-bit layout; chunk 2, byte e =
 //                   Σ_p (q[32b + 4p + e] >> 2) << p   (p = 0..7)
+//            5-bit: chunks 0-3 hold the low 4 bits as in the 4-bit layout; chunk 4, byte e =
+//                   Σ_p (q[32b + 4p + e] >> 4) << p   (p = 0..7)
+//            6-bit: chunks 0-3 hold the low 4 bits as in the 4-bit layout; chunks 4, 5 the high 2 bits as in
+//                   the 2-bit layout: chunk 4 + k, byte e = Σ_p (q[32b + 16k + 4p + e] >> 4) << 2p
 //          so a chunk is one zmm whose dword lane r is row r, and each field (nibble, bit pair, bit) of its
 //          bytes holds 4 consecutive columns: one shift and one AND give a vector for vpdpbusd against a
 //          broadcast dword of those 4 columns' activations (4-bit: ggml's pairing of j with j+16, as in the row

@@ -762,14 +762,27 @@ LOWBIT_Q_ATTR void A8OuterRange(const PackedMatrix& W, const A8Acts& a, size_t r
 #if LOWBIT_Q_VNNI
 // ---------------------------------------------------------------------------------------------------------
 // The codes of columns 4kd .. 4kd+3 of one block of a tile (dword lane r = row r), one byte each, from the
-// block's chunks (quant/row_tiles.h): a load, a shift and an AND; 3-bit codes OR in their high bit.
+// block's chunks (quant/row_tiles.h): a load, a shift and an AND; 3-, 5- and 6-bit codes OR in their high
+// bits, shifted into place. (The shifts are per 16-bit lane: the bits a byte receives from its neighbour always
+// land outside the mask.)
 template <int kBits, int kd>
 LOWBIT_QF __m512i TileGroup(const uint8_t* blk) {
   if constexpr (kBits == 8) {
     return _mm512_loadu_si512(blk + 64 * kd);
-  } else if constexpr (kBits == 4) {
+  } else if constexpr (kBits >= 4) {
     const __m512i v = _mm512_loadu_si512(blk + 64 * (kd % 4));
-    return _mm512_and_si512(kd < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+    __m512i c = _mm512_and_si512(kd < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+    if constexpr (kBits == 5) {  // bit kd of each byte of chunk 4 -> bit 4
+      const __m512i h = _mm512_loadu_si512(blk + 256);
+      const __m512i hb = kd >= 4 ? _mm512_srli_epi16(h, kd - 4) : _mm512_slli_epi16(h, 4 - kd);
+      c = _mm512_or_si512(c, _mm512_and_si512(hb, _mm512_set1_epi8(0x10)));
+    } else if constexpr (kBits == 6) {  // bits 2(kd%4), +1 of each byte of chunk 4 + kd/4 -> bits 4, 5
+      constexpr int s = 2 * (kd % 4);
+      const __m512i h = _mm512_loadu_si512(blk + 256 + 64 * (kd / 4));
+      const __m512i hb = s >= 4 ? _mm512_srli_epi16(h, s - 4) : _mm512_slli_epi16(h, 4 - s);
+      c = _mm512_or_si512(c, _mm512_and_si512(hb, _mm512_set1_epi8(0x30)));
+    }
+    return c;
   } else {
     const __m512i v = _mm512_loadu_si512(blk + 64 * (kd / 4));
     __m512i c = _mm512_and_si512(_mm512_srli_epi16(v, 2 * (kd % 4)), _mm512_set1_epi8(0x03));
@@ -912,6 +925,8 @@ LOWBIT_Q_ATTR void A8TiledDotRange(const PackedMatrix& W, const A8Acts& a, size_
     case 2: return sym ? A8TiledDotT<2, true>(W, a, tile0, tile1, 0, y) : A8TiledDotT<2, false>(W, a, tile0, tile1, 0, y);
     case 3: return sym ? A8TiledDotT<3, true>(W, a, tile0, tile1, 0, y) : A8TiledDotT<3, false>(W, a, tile0, tile1, 0, y);
     case 4: return sym ? A8TiledDotT<4, true>(W, a, tile0, tile1, pf, y) : A8TiledDotT<4, false>(W, a, tile0, tile1, pf, y);
+    case 5: return sym ? A8TiledDotT<5, true>(W, a, tile0, tile1, 0, y) : A8TiledDotT<5, false>(W, a, tile0, tile1, 0, y);
+    case 6: return sym ? A8TiledDotT<6, true>(W, a, tile0, tile1, 0, y) : A8TiledDotT<6, false>(W, a, tile0, tile1, 0, y);
     default: return sym ? A8TiledDotT<8, true>(W, a, tile0, tile1, 0, y) : A8TiledDotT<8, false>(W, a, tile0, tile1, 0, y);
   }
 }
@@ -953,6 +968,8 @@ LOWBIT_Q_ATTR void A8TiledOuterRange(const PackedMatrix& W, const A8Acts& a, siz
               case 2: v = TileGroupAt<2>(blk, int(kd)); break;
               case 3: v = TileGroupAt<3>(blk, int(kd)); break;
               case 4: v = TileGroupAt<4>(blk, int(kd)); break;
+              case 5: v = TileGroupAt<5>(blk, int(kd)); break;
+              case 6: v = TileGroupAt<6>(blk, int(kd)); break;
               default: v = TileGroupAt<8>(blk, int(kd)); break;
             }
             _mm512_storeu_si512(pb + kd * kPanelRows, v);

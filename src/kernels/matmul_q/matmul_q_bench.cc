@@ -1,8 +1,8 @@
 // matmul_q benchmarks: decode (1 token) and prefill (128 tokens) on SmolLM2-135M shapes (576×576, 1536×576,
-// 576×1536, 49152×576 as rows × cols) and a TinyLlama-size 5632×2048, for 2/3/4/8-bit codes, both activation
+// 576×1536, 49152×576 as rows × cols) and a TinyLlama-size 5632×2048, for 2/3/4/5/6/8-bit codes, both activation
 // modes; the fp32 matmul (kernels/ops.h) on the same shapes for comparison.
 // Counters: GB/s = bytes of weights (codes + scales + mins) per second; GOP/s = 2·rows·cols·tokens per second.
-// "tiles" = 1 gives int8-activation 4/8-bit matrices their row tiles (quant/row_tiles.h) as the loader does on
+// "tiles" = 1 gives int8-activation matrices (2-6 and 8 bits) their row tiles (quant/row_tiles.h) as the loader does on
 // CPUs whose kernels use them; 0 keeps the row layout (compare the two).
 // "cold" runs cycle through enough copies of the matrix (>= 128 MiB) that every call streams it from DRAM, as
 // decode does with a whole model (L3 is 32 MiB here); "warm" runs reuse one copy (L2/L3 resident if it fits).
@@ -73,7 +73,7 @@ const int64_t kShapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {49152, 576}
 void DecodeArgs(benchmark::internal::Benchmark* b) {
   for (int64_t threads : {2, 1})
     for (int64_t act : {1, 0})
-      for (int64_t bits : {4, 8, 2, 3})
+      for (int64_t bits : {4, 8, 2, 3, 5, 6})
         for (const auto& s : kShapes) b->Args({s[0], s[1], 1, bits, act, 32, threads, 1, 1});
   b->ArgNames({"rows", "cols", "tokens", "bits", "a8", "group", "threads", "cold", "tiles"});
 }
@@ -97,7 +97,7 @@ void VariantArgs(benchmark::internal::Benchmark* b) {
     b->Args({5632, 2048, 16, 4, act, 32, 2, 0, 1});
     b->Args({5632, 2048, 512, 4, act, 32, 2, 0, 1});
   }
-  for (int64_t bits : {4, 8})  // the row layout against row tiles (a8 only has tiles)
+  for (int64_t bits : {4, 8, 5, 6})  // the row layout against row tiles (a8 only has tiles)
     for (int64_t tiles : {0, 1}) {
       b->Args({5632, 2048, 1, bits, 1, 32, 2, 1, tiles});
       b->Args({5632, 2048, 1, bits, 1, 32, 1, 1, tiles});

@@ -665,9 +665,9 @@ TEST(RowTiles, FitAndSizes) {
   bad.rows = 40;
   EXPECT_FALSE(row_tiles_fit(bad));
   bad = d;
-  bad.bits = 5;
+  bad.bits = 7;
   EXPECT_FALSE(row_tiles_fit(bad));
-  for (int bits : {2, 3, 8}) {
+  for (int bits : {2, 3, 5, 6, 8}) {
     bad.bits = bits;
     EXPECT_TRUE(row_tiles_fit(bad));
     EXPECT_EQ(row_tiles_bytes(bad), bad.total_bytes() + (bad.has_zeros ? 0 : bad.rows / kTileRows * 32));
@@ -683,7 +683,7 @@ TEST(RowTiles, FitAndSizes) {
 // Reading a row back from the tiles gives the row layout's floats exactly (embedding lookups of a tiled table).
 TEST(RowTiles, DequantizeMatchesRowLayout) {
   uint32_t seed = 9000;
-  for (int bits : {2, 3, 4, 8})
+  for (int bits : {2, 3, 4, 5, 6, 8})
     for (bool zeros : {false, true})
       for (const Shape& sh : {Shape{32, 32}, Shape{576, 64}, Shape{576, 192}, Shape{160, 32}, Shape{256, 256}}) {
         PackedDesc d;
@@ -717,7 +717,7 @@ TEST(RowTiles, MatmulMatchesReference) {
   for (const kernels::KernelTuning& tuning :
        {saved, kernels::KernelTuning{2, 7, 1}, kernels::KernelTuning{9, 0, 64}}) {
     kernels::set_kernel_tuning(tuning);
-    for (int bits : {2, 3, 4, 8})
+    for (int bits : {2, 3, 4, 5, 6, 8})
       for (bool zeros : {false, true})
         for (const Shape& sh : {Shape{32, 32}, Shape{96, 96}, Shape{576, 32}, Shape{576, 64}, Shape{576, 192},
                                 Shape{160, 32}, Shape{2048, 128}})
