@@ -15,6 +15,9 @@
 #include "quant/recipe.h"
 
 namespace lowbit {
+namespace kernels {
+enum class DenseLayout;  // kernels/ops.h
+}
 
 // Hyper-parameters, read from `<arch>.*` GGUF keys.
 struct ModelConfig {
@@ -61,6 +64,7 @@ struct Weight {
   // Dense bf16 on a CPU with a kernels::matmul_bf16_dot kernel for its layout (x86 AVX512-BF16: groups; aarch64
   // BF16: rows): prefill (from kBf16DotMinTokens tokens) then runs bf16 × bf16.
   bool prefill_in_bf16() const;
+  kernels::DenseLayout dense_layout() const;  // of the dense weights: Tiles when dense_tiled, else Rows
   uint64_t bytes() const;
   void row_to_f32(size_t r, float* out) const;  // one row (an embedding lookup) as fp32
   std::string format_name() const;              // "f32", "bf16", "q4_g32_zeros_a8", ...

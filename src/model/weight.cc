@@ -3,7 +3,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-
 #include "kernels/matmul_q/matmul_q.h"
 #include "kernels/ops.h"
 #include "lowbit/model.h"
@@ -64,8 +63,11 @@ void Weight::use_row_tiles(ThreadPool& pool) {
 }
 
 bool Weight::prefill_in_bf16() const {
-  return !is_packed && dtype == WeightDtype::BF16 &&
-         kernels::matmul_bf16_dot_available(dense_tiled ? kernels::DenseLayout::Tiles : kernels::DenseLayout::Rows);
+  return !is_packed && dtype == WeightDtype::BF16 && kernels::matmul_bf16_dot_available(dense_layout());
+}
+
+kernels::DenseLayout Weight::dense_layout() const {
+  return dense_tiled ? kernels::DenseLayout::Tiles : kernels::DenseLayout::Rows;
 }
 
 uint64_t Weight::bytes() const {
@@ -79,7 +81,7 @@ void Weight::row_to_f32(size_t r, float* out) const {
     return;
   }
   // Element i of the row sits `step` values apart: 1 in the row layout, 32 inside a tile group.
-  const auto layout = dense_tiled ? kernels::DenseLayout::Tiles : kernels::DenseLayout::Rows;
+  const kernels::DenseLayout layout = dense_layout();
   const size_t at = kernels::dense_index(layout, rows, cols, r, 0);
   const size_t step = cols > 1 ? kernels::dense_index(layout, rows, cols, r, 1) - at : 1;
   const auto* f = reinterpret_cast<const float*>(dense) + at;
