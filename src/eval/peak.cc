@@ -12,11 +12,9 @@
 #include <immintrin.h>
 #elif defined(__aarch64__)
 #include <arm_neon.h>
-#if defined(__linux__)
-#include <asm/hwcap.h>
-#include <sys/auxv.h>
 #endif
-#endif
+
+#include "kernels/arm_features.h"
 
 namespace lowbit {
 
@@ -99,15 +97,6 @@ __attribute__((target("avx2,fma"))) float fp32_avx2(int64_t iters) {
 #define LOWBIT_ATTR_I8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
 #define LOWBIT_ATTR_BF16 __attribute__((target("arch=armv8.2-a+bf16")))
 #endif
-bool has_hwcap(int which, unsigned long bit) {
-#if defined(__linux__)
-  return (getauxval(which) & bit) != 0;
-#else
-  (void)which;
-  (void)bit;
-  return false;
-#endif
-}
 LOWBIT_ATTR_I8MM float int8_usmmla(int64_t iters) {  // 2×8 by 8×2: 32 multiply-adds per instruction
   int32x4_t acc[kChains];
   const uint8x16_t a = vdupq_n_u8(3);
@@ -183,12 +172,10 @@ Choice int8_choice() {
   if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
     return {int8_vnni512, kChains * 64.0 * 2, "vpdpbusd zmm"};
   if (__builtin_cpu_supports("avx2")) return {int8_avx2, kChains * 32.0 * 2, "vpmaddubsw+vpmaddwd ymm"};
-#elif defined(__aarch64__) && defined(HWCAP2_I8MM)
-  // (the instructions matmul_q's NEON kernels run: usmmla for prefill where present, sdot for decode)
-  if (has_hwcap(AT_HWCAP2, HWCAP2_I8MM)) return {int8_usmmla, kChains * 32.0 * 2, "usmmla v.4s"};
-  if (has_hwcap(AT_HWCAP, HWCAP_ASIMDDP)) return {int8_sdot, kChains * 16.0 * 2, "sdot v.4s"};
-  return {int8_neon, kChains * 8.0 * 2, "smull+sadalp"};
 #elif defined(__aarch64__)
+  // (the instructions matmul_q's NEON kernels run: usmmla for prefill where present, sdot for decode)
+  if (arm_has_i8mm()) return {int8_usmmla, kChains * 32.0 * 2, "usmmla v.4s"};
+  if (arm_has_dotprod()) return {int8_sdot, kChains * 16.0 * 2, "sdot v.4s"};
   return {int8_neon, kChains * 8.0 * 2, "smull+sadalp"};
 #endif
   return {};
@@ -197,8 +184,8 @@ Choice int8_choice() {
 Choice bf16_choice() {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512bf16")) return {bf16_avx512, kChains * 32.0 * 2, "vdpbf16ps zmm"};
-#elif defined(__aarch64__) && defined(HWCAP2_BF16)
-  if (has_hwcap(AT_HWCAP2, HWCAP2_BF16)) return {bf16_bfmmla, kChains * 16.0 * 2, "bfmmla v.4s"};
+#elif defined(__aarch64__)
+  if (arm_has_bf16()) return {bf16_bfmmla, kChains * 16.0 * 2, "bfmmla v.4s"};
 #endif
   return {};
 }

@@ -21,11 +21,7 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__linux__)
-#include <asm/hwcap.h>
-#include <sys/auxv.h>
-#endif
-
+#include "kernels/arm_features.h"
 #include "kernels/half.h"
 #include "kernels/ops.h"
 #include "lowbit/error.h"
@@ -100,18 +96,9 @@ LOWBIT_BF16_ATTR __attribute__((noinline)) void Tile(const uint16_t* wp, const u
     }
 }
 
-bool HasBf16() {
-#if defined(__linux__) && defined(HWCAP2_BF16)
-  static const bool has = (getauxval(AT_HWCAP2) & HWCAP2_BF16) != 0;
-  return has;
-#else
-  return false;  // (Apple M2 and later have it too; not detected yet)
-#endif
-}
-
 }  // namespace
 
-bool matmul_bf16_dot_available(DenseLayout layout) { return layout == DenseLayout::Rows && HasBf16(); }
+bool matmul_bf16_dot_available(DenseLayout layout) { return layout == DenseLayout::Rows && arm_has_bf16(); }
 
 void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, DenseLayout layout, size_t rows, size_t cols,
                      const float* x, size_t n_tokens, float* y) {

@@ -34,11 +34,7 @@
 #include <utility>
 #include <vector>
 
-#if defined(__aarch64__) && defined(__linux__)
-#include <asm/hwcap.h>
-#include <sys/auxv.h>
-#endif
-
+#include "kernels/arm_features.h"
 #include "kernels/half.h"
 #include "kernels/matmul_q/matmul_q.h"
 #include "kernels/tuning.h"
@@ -683,16 +679,7 @@ bool UseVnni() {
 #undef LOWBIT_Q_ATTR
 #undef LOWBIT_Q_SDOT
 
-bool UseSdot() {
-#if defined(__APPLE__)
-  static const bool has = true;  // every Apple arm64 CPU has the dot product extension
-#elif defined(__linux__) && defined(HWCAP_ASIMDDP)
-  static const bool has = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-#else
-  static const bool has = false;
-#endif
-  return has && matmul_q_detail::g_allow_vnni.load(std::memory_order_relaxed);
-}
+bool UseSdot() { return arm_has_dotprod() && matmul_q_detail::g_allow_vnni.load(std::memory_order_relaxed); }
 
 #define LOWBIT_Q_NS neon_i8mm
 #if defined(__clang__)
@@ -705,12 +692,7 @@ bool UseSdot() {
 #undef LOWBIT_Q_ATTR
 
 bool UseI8mm() {
-#if defined(__linux__) && defined(HWCAP2_I8MM)
-  static const bool has = (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
-#else
-  static const bool has = false;  // (Apple M2 and later have it too; not detected yet)
-#endif
-  return has && UseSdot() && matmul_q_detail::g_allow_i8mm.load(std::memory_order_relaxed);
+  return arm_has_i8mm() && UseSdot() && matmul_q_detail::g_allow_i8mm.load(std::memory_order_relaxed);
 }
 #endif
 
