@@ -75,6 +75,12 @@ struct A8Acts {
     v.gsum += t0 * ng;
     return v;
   }
+  // fn(view, its outputs) for each block of tb tokens (tb = 0: one block); y is [token][rows].
+  template <class Fn>
+  void for_token_blocks(size_t tb, size_t rows, float* y, const Fn& fn) const {
+    if (tb == 0) tb = n_tokens;
+    for (size_t t0 = 0; t0 < n_tokens; t0 += tb) fn(tokens(t0, std::min(tb, n_tokens - t0)), y + t0 * rows);
+  }
 };
 
 // WeightOnly activations: x itself and its per-group sums.
@@ -753,35 +759,29 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
     // Row tiles: 16 rows per tile; prefill in token blocks as below, 2 tiles per task at least.
     const size_t n_tiles = desc.rows / kTileRows;
     const bool prefill = n_tokens >= tuning.a8_outer_min_tokens;
-    const size_t tb = !prefill || tuning.prefill_token_block == 0 ? n_tokens : tuning.prefill_token_block;
+    const size_t tb = prefill ? tuning.prefill_token_block : 0;
     const size_t grain = prefill ? 2 : std::max<size_t>(1, kDotGrain / kTileRows);
-    for (size_t t0 = 0; t0 < n_tokens; t0 += tb) {
-      const A8Acts b = a.tokens(t0, std::min(tb, n_tokens - t0));
-      float* yb = y + t0 * desc.rows;
+    a.for_token_blocks(tb, desc.rows, y, [&](const A8Acts& b, float* yb) HWY_ATTR {
       pool.parallel_for(n_tiles, grain, [&](size_t i0, size_t i1) HWY_ATTR {
         if (prefill)
           avx512_vnni::A8TiledOuterRange(W, b, i0, i1, yb);
         else
           avx512_vnni::A8TiledDotRange(W, b, i0, i1, tuning.decode_prefetch_bytes, yb);
       });
-    }
+    });
     return;
   }
   if (fast_groups) {
     const bool vnni = UseVnni();
     if (n_tokens >= tuning.a8_outer_min_tokens) {
-      // Token blocks: a sub-view of the activations and outputs of tokens [t0, t0 + nt).
-      const size_t tb = tuning.prefill_token_block == 0 ? n_tokens : tuning.prefill_token_block;
-      for (size_t t0 = 0; t0 < n_tokens; t0 += tb) {
-        const A8Acts b = a.tokens(t0, std::min(tb, n_tokens - t0));
-        float* yb = y + t0 * desc.rows;
+      a.for_token_blocks(tuning.prefill_token_block, desc.rows, y, [&](const A8Acts& b, float* yb) HWY_ATTR {
         pool.parallel_for(desc.rows, avx512_plain::kPanelRows, [&](size_t r0, size_t r1) HWY_ATTR {
           if (vnni)
             avx512_vnni::A8OuterRange(W, b, r0, r1, yb);
           else
             avx512_plain::A8OuterRange(W, b, r0, r1, yb);
         });
-      }
+      });
     } else {
       pool.parallel_for(desc.rows, kDotGrain, [&](size_t r0, size_t r1) HWY_ATTR {
         if (vnni)
@@ -812,14 +812,12 @@ void MatmulA8(ThreadPool& pool, const PackedMatrix& W, const float* x, size_t n_
     pa.s4 = pair_f.get(max_pairs * 4 * (a.nb + a.ng));
     pa.g4 = pa.s4 + max_pairs * 4 * a.nb;
     const size_t grain = (kDotGrain + 3) & ~size_t{3};
-    for (size_t t0 = 0; t0 < n_tokens; t0 += tb) {
-      const A8Acts b = a.tokens(t0, std::min(tb, n_tokens - t0));
+    a.for_token_blocks(tb, desc.rows, y, [&](const A8Acts& b, float* yb) HWY_ATTR {
       pa.n_pairs = (b.n_tokens + 1) / 2;
       neon_i8mm::BuildPairs(b, pa, 0, pa.n_pairs);
-      float* yb = y + t0 * desc.rows;
       pool.parallel_for(desc.rows, grain,
                         [&](size_t r0, size_t r1) HWY_ATTR { neon_i8mm::MmlaRange(W, b, pa, r0, r1, yb); });
-    }
+    });
     return;
   }
   if (fast_groups) {
