@@ -97,6 +97,9 @@ void VariantArgs(benchmark::internal::Benchmark* b) {
     b->Args({5632, 2048, 16, 4, act, 32, 2, 0, 1});
     b->Args({5632, 2048, 512, 4, act, 32, 2, 0, 1});
   }
+  // Warm decode of every width (the matrix stays in L3): the kernel's compute ceiling, to tell whether a width's
+  // decode from DRAM is bound by bandwidth or by its decoding instructions.
+  for (int64_t bits : {2, 3, 5, 6, 8}) b->Args({5632, 2048, 1, bits, 1, 32, 2, 0, 1});
   for (int64_t bits : {4, 8, 5, 6})  // the row layout against row tiles (a8 only has tiles)
     for (int64_t tiles : {0, 1}) {
       b->Args({5632, 2048, 1, bits, 1, 32, 2, 1, tiles});
