@@ -155,11 +155,12 @@ TEST(QuantizedModel, DenseTilesKeepLogits) {
         b->token_embedding().row_to_f32(r, rb.data());
         EXPECT_EQ(ra, rb) << "embedding row " << r;
       }
-      // bf16 groups prefill with bf16 activations where the CPU can (kernels::matmul_bf16_dot) and rows do not:
-      // one more rounding to 8 significant bits per matmul input.
-      const bool bf16_acts = std::strstr(recipe, "bf16") &&
-                             kernels::matmul_bf16_dot_available(kernels::DenseLayout::Tiles) !=
-                                 kernels::matmul_bf16_dot_available(kernels::DenseLayout::Rows);
+      // 16-bit groups prefill in bf16 × bf16 where the CPU can (kernels::matmul_bf16_dot) and rows do not: one
+      // more rounding to 8 significant bits per matmul input (and per f16 weight).
+      const kernels::WeightType wt = std::strstr(recipe, "fp16") ? kernels::WeightType::F16 : kernels::WeightType::BF16;
+      const bool bf16_acts = std::strstr(recipe, "16") &&
+                             kernels::matmul_bf16_dot_available(kernels::DenseLayout::Tiles, wt) !=
+                                 kernels::matmul_bf16_dot_available(kernels::DenseLayout::Rows, wt);
       expect_tiles_keep_logits(a, b, bf16_acts ? 2e-2 : 1e-5, dir.path());
     }
   }

@@ -20,14 +20,14 @@ using bench::pool_of;
 using bench::random_floats;
 
 // args: rows, cols, n_tokens, weight type, threads, layout (0 rows, 1 32-row groups, 2 groups with
-// matmul_bf16_dot: bf16 weights and activations)
+// matmul_bf16_dot: bf16 activations, f16 weights rounded to bf16)
 void BM_Matmul(benchmark::State& state) {
   const size_t rows = state.range(0), cols = state.range(1), n = state.range(2);
   const auto wt = static_cast<WeightType>(state.range(3));
   ThreadPool& pool = pool_of(int(state.range(4)));
   const int layout = int(state.range(5));
-  if (layout == 2 && (wt != WeightType::BF16 || !matmul_bf16_dot_available(DenseLayout::Tiles))) {
-    state.SkipWithError("matmul_bf16_dot needs bf16 weights and AVX512-BF16");
+  if (layout == 2 && !matmul_bf16_dot_available(DenseLayout::Tiles, wt)) {
+    state.SkipWithError("matmul_bf16_dot needs 16-bit weights and AVX512-BF16");
     return;
   }
   const size_t es = weight_type_bytes(wt), wbytes = rows * cols * es;
@@ -47,8 +47,8 @@ void BM_Matmul(benchmark::State& state) {
   std::vector<float> y(n * rows);
   for (auto _ : state) {
     if (layout == 2)
-      matmul_bf16_dot(pool, reinterpret_cast<const uint16_t*>(W.get()), DenseLayout::Tiles, rows, cols, x.data(), n,
-                      y.data());
+      matmul_bf16_dot(pool, wt, reinterpret_cast<const uint16_t*>(W.get()), DenseLayout::Tiles, rows, cols, x.data(),
+                      n, y.data());
     else
       matmul(pool, wt, W.get(), rows, cols, x.data(), n, y.data(), layout ? DenseLayout::Tiles : DenseLayout::Rows);
     benchmark::DoNotOptimize(y.data());
@@ -84,12 +84,13 @@ BENCHMARK(BM_Matmul)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 // TinyLlama-1.1B's down and gate|up projections (weights far larger than the L3 cache): decode streaming from
-// rows against groups, and bf16 prefill in fp32 arithmetic against vdpbf16ps.
+// rows against groups, and bf16 / f16 prefill in fp32 arithmetic against vdpbf16ps.
 void MatmulLargeArgs(benchmark::internal::Benchmark* b) {
   const int64_t shapes[][2] = {{2048, 5632}, {11264, 2048}};
   for (const auto& s : shapes) {
     for (int64_t layout : {0, 1}) b->Args({s[0], s[1], 1, 2, 2, layout});
-    for (int64_t layout : {0, 1, 2}) b->Args({s[0], s[1], 128, 2, 2, layout});
+    for (int64_t wt : {2, 1})
+      for (int64_t layout : {0, 1, 2}) b->Args({s[0], s[1], 128, wt, 2, layout});
   }
   b->ArgNames({"rows", "cols", "tokens", "wtype", "threads", "layout"});
 }

@@ -144,35 +144,45 @@ TEST(Kernels, MatmulTiledOddShapes) {
         }
 }
 
-// bf16 × bf16 prefill against its definition (activations rounded to bf16, then exact products), in the layout
-// this CPU's kernel takes (x86 AVX512-BF16: groups; aarch64 BF16: rows): whole groups / panels, a tail, odd
-// and even row lengths, partial and full register tiles, odd token counts.
+// bf16 × bf16 prefill against its definition (activations rounded to bf16, then exact products; f16 weights
+// rounded to bf16 first), in the layout this CPU's kernel takes (x86 AVX512-BF16: groups; aarch64 BF16: rows):
+// whole groups / panels, a tail, odd and even row lengths, partial and full register tiles, odd token counts.
 TEST(Kernels, MatmulBf16DotOddShapes) {
   DenseLayout layout = DenseLayout::Tiles;
   if (!matmul_bf16_dot_available(layout)) layout = DenseLayout::Rows;
   if (!matmul_bf16_dot_available(layout)) GTEST_SKIP() << "no bf16 × bf16 kernel on this CPU";
   ThreadPool pool1(1), pool2(2);
   uint32_t seed = 900;
-  double worst = 0;
-  for (size_t rows : {1, 17, 32, 67, 96})
-    for (size_t cols : {1, 2, 5, 67, 578})
-      for (size_t n : {1, 8, 12, 13, 30}) {
-        const std::vector<uint8_t> W = make_weights(WeightType::BF16, rows * cols, seed);
-        const std::vector<float> x = random_floats(n * cols, seed + 1);
-        std::vector<float> want(rows * n);
-        ref::matmul_bf16_acts(reinterpret_cast<const uint16_t*>(W.data()), rows, cols, x.data(), n, want.data());
-        const std::vector<uint8_t> T = in_layout(WeightType::BF16, W, rows, cols, layout);
-        for (ThreadPool* pool : {&pool1, &pool2}) {
-          std::vector<float> got(rows * n, std::numeric_limits<float>::quiet_NaN());
-          matmul_bf16_dot(*pool, reinterpret_cast<const uint16_t*>(T.data()), layout, rows, cols, x.data(), n,
-                          got.data());
-          const double err = scaled_error(got, want);
-          worst = std::max(worst, err);
-          EXPECT_LE(err, 1e-5) << "rows " << rows << " cols " << cols << " tokens " << n;
+  for (WeightType wt : {WeightType::BF16, WeightType::F16}) {
+    if (!matmul_bf16_dot_available(layout, wt)) continue;  // (aarch64: bf16 only)
+    double worst = 0;
+    for (size_t rows : {1, 17, 32, 67, 96})
+      for (size_t cols : {1, 2, 5, 67, 578})
+        for (size_t n : {1, 8, 12, 13, 30}) {
+          const std::vector<uint8_t> W = make_weights(wt, rows * cols, seed);
+          const std::vector<float> x = random_floats(n * cols, seed + 1);
+          // The definition takes bf16 weights: f16 ones rounded (nearest even) through their fp32 values.
+          std::vector<uint16_t> wb(rows * cols);
+          std::memcpy(wb.data(), W.data(), wb.size() * 2);
+          if (wt == WeightType::F16)
+            for (uint16_t& h : wb) h = f32_to_bf16_inline(half_to_f32(h));
+          std::vector<float> want(rows * n);
+          ref::matmul_bf16_acts(wb.data(), rows, cols, x.data(), n, want.data());
+          const std::vector<uint8_t> T = in_layout(wt, W, rows, cols, layout);
+          for (ThreadPool* pool : {&pool1, &pool2}) {
+            std::vector<float> got(rows * n, std::numeric_limits<float>::quiet_NaN());
+            matmul_bf16_dot(*pool, wt, reinterpret_cast<const uint16_t*>(T.data()), layout, rows, cols, x.data(), n,
+                            got.data());
+            const double err = scaled_error(got, want);
+            worst = std::max(worst, err);
+            EXPECT_LE(err, 1e-5) << (wt == WeightType::F16 ? "f16" : "bf16") << " rows " << rows << " cols " << cols
+                                 << " tokens " << n;
+          }
+          ++seed;
         }
-        ++seed;
-      }
-  std::printf("worst scaled bf16-dot matmul error: %.2e\n", worst);
+    std::printf("worst scaled bf16-dot matmul error, %s weights: %.2e\n", wt == WeightType::F16 ? "f16" : "bf16",
+                worst);
+  }
 }
 
 TEST(Kernels, DenseIndexMatchesTileRepack) {

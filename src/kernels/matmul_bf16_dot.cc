@@ -2,6 +2,8 @@
 // acc += a[2i]·b[2i] + a[2i+1]·b[2i+1] over bf16 pairs, products exact, sums in fp32). Twice the fp32 FMA
 // rate of this CPU kind (bench --peak: 456 against 230 GFLOP/s), at the price of rounding the activations to
 // bf16 at the matmul input, as llama.cpp does for BF16 tensors and as torchchat's bf16 precision computes.
+// f16 weights take the same kernel: each line is rounded to bf16 when its group's pair lines are built (as
+// ik_llama.cpp computes F16 prefill on CPUs with AVX512-BF16 but no AVX512-FP16).
 //
 // Layouts (comment per stage):
 //   W   the dense tile layout (ops.h): 32-row groups, k-major (line k = the group's 32 rows at column k), then
@@ -9,8 +11,9 @@
 //   xb  the activations rounded to bf16, one row of cp values per token, zero after the last column (cp even,
 //       so that the pair (k, k+1) is one dword to broadcast).
 //   wp  per group, a scratch of ceil(cols/2) pair lines of 128 bytes: pair line kp holds, for rows i = 0..31,
-//       the dword (W[i][2kp], W[i][2kp+1]); its two 64-byte halves are rows 0-15 and 16-31, one zmm each.
-//       Built once per group (a vpermt2w per half from lines 2kp and 2kp+1), reused by every token.
+//       the dword (W[i][2kp], W[i][2kp+1]) in bf16; its two 64-byte halves are rows 0-15 and 16-31, one zmm each.
+//       Built once per group (a vpermt2w per half from lines 2kp and 2kp+1, f16 lines first converted), reused
+//       by every token.
 //   register tile: 2 zmm of rows (32 rows) × kT tokens = 24 accumulators; per pair line 2 loads, kT
 //       broadcast dwords and 2·kT vdpbf16ps.
 #include <algorithm>
@@ -52,8 +55,29 @@ LOWBIT_BF16_ATTR void ConvertActivations(const float* x, size_t n, size_t cols, 
   }
 }
 
+// One line of a group (32 values) as bf16: f16 through fp32, rounded to nearest even (exact for f16 values that
+// came from bf16).
+template <bool kF16>
+LOWBIT_BF16_ATTR __m512i LoadLine(const uint16_t* p) {
+  if constexpr (kF16) {
+    // (The zero-masked form: GCC 12 warns that the plain intrinsic's undefined source is uninitialized.)
+    const __m512 lo = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    const __m512 hi = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16)));
+    return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+  } else {
+    return _mm512_loadu_si512(p);
+  }
+}
+
+template <bool kF16>
+uint16_t ToBf16(uint16_t h) {
+  if constexpr (kF16) return f32_to_bf16_inline(half_to_f32(h));
+  return h;
+}
+
 // wp for one full group (W at the group's first line): pair line kp from lines 2kp and 2kp+1 (a zero line past
 // the last column).
+template <bool kF16>
 LOWBIT_BF16_ATTR void PairGroup(const uint16_t* g, size_t cols, uint16_t* wp) {
   alignas(64) uint16_t lo[32], hi[32];
   for (int i = 0; i < 16; ++i) {  // vpermt2w indices: 0-31 pick from line 2kp, 32-63 from line 2kp+1
@@ -64,21 +88,22 @@ LOWBIT_BF16_ATTR void PairGroup(const uint16_t* g, size_t cols, uint16_t* wp) {
   }
   const __m512i ilo = _mm512_load_si512(lo), ihi = _mm512_load_si512(hi);
   for (size_t kp = 0; 2 * kp < cols; ++kp) {
-    const __m512i a = _mm512_loadu_si512(g + 2 * kp * kTR);
-    const __m512i b = 2 * kp + 1 < cols ? _mm512_loadu_si512(g + (2 * kp + 1) * kTR) : _mm512_setzero_si512();
+    const __m512i a = LoadLine<kF16>(g + 2 * kp * kTR);
+    const __m512i b = 2 * kp + 1 < cols ? LoadLine<kF16>(g + (2 * kp + 1) * kTR) : _mm512_setzero_si512();
     _mm512_storeu_si512(wp + kp * 2 * kTR, _mm512_permutex2var_epi16(a, ilo, b));
     _mm512_storeu_si512(wp + kp * 2 * kTR + kTR, _mm512_permutex2var_epi16(a, ihi, b));
   }
 }
 
 // wp for the nt < 32 tail rows (row-major, rows r0 .. r0+nt-1), zero rows after them.
+template <bool kF16>
 void PairTail(const uint16_t* W, size_t r0, size_t nt, size_t cols, uint16_t* wp) {
   for (size_t kp = 0; 2 * kp < cols; ++kp)
     for (size_t i = 0; i < kTR; ++i) {
       const uint16_t* row = W + (r0 + i) * cols;
       uint16_t* d = wp + kp * 2 * kTR + 2 * i;
-      d[0] = i < nt ? row[2 * kp] : 0;
-      d[1] = i < nt && 2 * kp + 1 < cols ? row[2 * kp + 1] : 0;
+      d[0] = i < nt ? ToBf16<kF16>(row[2 * kp]) : 0;
+      d[1] = i < nt && 2 * kp + 1 < cols ? ToBf16<kF16>(row[2 * kp + 1]) : 0;
     }
 }
 
@@ -119,16 +144,17 @@ LOWBIT_BF16_ATTR void TileN(int n, const uint16_t* wp, size_t npairs, const uint
 
 }  // namespace
 
-bool matmul_bf16_dot_available(DenseLayout layout) {
+bool matmul_bf16_dot_available(DenseLayout layout, WeightType wt) {
+  if (wt == WeightType::F32) return false;
   static const bool ok = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   return ok && layout == DenseLayout::Tiles;
 }
 
-void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, DenseLayout layout, size_t rows, size_t cols,
-                     const float* x, size_t n_tokens, float* y) {
-  if (!matmul_bf16_dot_available(layout))
-    fail("matmul_bf16_dot: this CPU has no AVX512-BF16, or the weights are not in the tile layout");
+void matmul_bf16_dot(ThreadPool& pool, WeightType wt, const uint16_t* W, DenseLayout layout, size_t rows,
+                     size_t cols, const float* x, size_t n_tokens, float* y) {
+  if (!matmul_bf16_dot_available(layout, wt))
+    fail("matmul_bf16_dot: this CPU has no AVX512-BF16, or the weights are not 16-bit in the tile layout");
   if (rows == 0 || n_tokens == 0) return;
   if (cols == 0) {
     std::fill(y, y + rows * n_tokens, 0.0f);
@@ -152,10 +178,11 @@ void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, DenseLayout layout, si
     std::vector<uint16_t> wp((cols + 1) / 2 * 2 * kTR);
     for (size_t g = g0; g < g1; ++g) {
       const size_t r0 = g * kTR, nr = std::min(kTR, rows - r0);
+      const bool f16 = wt == WeightType::F16;
       if (nr == kTR)
-        PairGroup(W + r0 * cols, cols, wp.data());
+        f16 ? PairGroup<true>(W + r0 * cols, cols, wp.data()) : PairGroup<false>(W + r0 * cols, cols, wp.data());
       else
-        PairTail(W, r0, nr, cols, wp.data());
+        f16 ? PairTail<true>(W, r0, nr, cols, wp.data()) : PairTail<false>(W, r0, nr, cols, wp.data());
       for (size_t t = 0; t < n_tokens; t += kT) {
         const int nt = static_cast<int>(std::min<size_t>(kT, n_tokens - t));
         TileN<kT>(nt, wp.data(), (cols + 1) / 2, xbp + t * cp, cp, y + t * rows + r0, rows, nr);
@@ -166,9 +193,10 @@ void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, DenseLayout layout, si
 
 #elif !defined(__aarch64__)  // (aarch64: kernels/matmul_bf16_mmla_neon.cc)
 
-bool matmul_bf16_dot_available(DenseLayout) { return false; }
+bool matmul_bf16_dot_available(DenseLayout, WeightType) { return false; }
 
-void matmul_bf16_dot(ThreadPool&, const uint16_t*, DenseLayout, size_t, size_t, const float*, size_t, float*) {
+void matmul_bf16_dot(ThreadPool&, WeightType, const uint16_t*, DenseLayout, size_t, size_t, const float*, size_t,
+                     float*) {
   fail("matmul_bf16_dot: this build has no bf16 × bf16 kernel");
 }
 

@@ -98,12 +98,15 @@ LOWBIT_BF16_ATTR __attribute__((noinline)) void Tile(const uint16_t* wp, const u
 
 }  // namespace
 
-bool matmul_bf16_dot_available(DenseLayout layout) { return layout == DenseLayout::Rows && arm_has_bf16(); }
+// (bf16 weights only: f16 ones keep the fp32 kernels here.)
+bool matmul_bf16_dot_available(DenseLayout layout, WeightType wt) {
+  return wt == WeightType::BF16 && layout == DenseLayout::Rows && arm_has_bf16();
+}
 
-void matmul_bf16_dot(ThreadPool& pool, const uint16_t* W, DenseLayout layout, size_t rows, size_t cols,
-                     const float* x, size_t n_tokens, float* y) {
-  if (!matmul_bf16_dot_available(layout))
-    fail("matmul_bf16_dot: this CPU has no BF16 extension, or the weights are not in the row layout");
+void matmul_bf16_dot(ThreadPool& pool, WeightType wt, const uint16_t* W, DenseLayout layout, size_t rows,
+                     size_t cols, const float* x, size_t n_tokens, float* y) {
+  if (!matmul_bf16_dot_available(layout, wt))
+    fail("matmul_bf16_dot: this CPU has no BF16 extension, or the weights are not bf16 in the row layout");
   if (rows == 0 || n_tokens == 0) return;
   if (cols == 0) {
     std::fill(y, y + rows * n_tokens, 0.0f);

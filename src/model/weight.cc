@@ -63,7 +63,9 @@ void Weight::use_row_tiles(ThreadPool& pool) {
 }
 
 bool Weight::prefill_in_bf16() const {
-  return !is_packed && dtype == WeightDtype::BF16 && kernels::matmul_bf16_dot_available(dense_layout());
+  if (is_packed || dtype == WeightDtype::F32) return false;
+  const auto wt = dtype == WeightDtype::F16 ? kernels::WeightType::F16 : kernels::WeightType::BF16;
+  return kernels::matmul_bf16_dot_available(dense_layout(), wt);
 }
 
 kernels::DenseLayout Weight::dense_layout() const {

@@ -24,9 +24,9 @@ void linear(ThreadPool& pool, const Weight& w, const float* x, size_t n, float* 
   if (w.is_packed) {
     kernels::matmul_q(pool, w.packed, x, n, y);
   } else if (n >= kernels::kBf16DotMinTokens && w.prefill_in_bf16()) {
-    // bf16 weights: prefill in bf16 × bf16 (activations rounded to bf16, as a bf16 model computes).
-    kernels::matmul_bf16_dot(pool, reinterpret_cast<const uint16_t*>(w.dense), w.dense_layout(), w.rows, w.cols, x,
-                             n, y);
+    // 16-bit weights: prefill in bf16 × bf16 (activations, and f16 weights, rounded to bf16).
+    kernels::matmul_bf16_dot(pool, dense_type(w.dtype), reinterpret_cast<const uint16_t*>(w.dense), w.dense_layout(),
+                             w.rows, w.cols, x, n, y);
   } else {
     kernels::matmul(pool, dense_type(w.dtype), w.dense, w.rows, w.cols, x, n, y, w.dense_layout());
   }
