@@ -61,7 +61,7 @@ struct Weight {
   void use_row_tiles(ThreadPool& pool);
   AlignedBuffer<uint8_t> tiles;  // owns packed.tiles, or the dense tiles of a weight borrowed from a bundle
 
-  // Dense bf16 (x86: or f16) on a CPU with a kernels::matmul_bf16_dot kernel for its layout (x86 AVX512-BF16:
+  // Dense bf16 or f16 on a CPU with a kernels::matmul_bf16_dot kernel for its layout (x86 AVX512-BF16:
   // groups; aarch64 BF16: rows): prefill (from kBf16DotMinTokens tokens) then runs bf16 × bf16.
   bool prefill_in_bf16() const;
   kernels::DenseLayout dense_layout() const;  // of the dense weights: Tiles when dense_tiled, else Rows

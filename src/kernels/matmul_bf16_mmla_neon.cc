@@ -9,8 +9,9 @@
 //   xp  per token pair p (an odd last token is paired with a zero token, whose outputs are never stored):
 //       xp[(p·nc + c)·8 ..] = bf16(x_{2p}[4c .. 4c+4]) ‖ bf16(x_{2p+1}[4c .. 4c+4])
 //   wp  per panel of 8 rows r0 .. r0+7 (the rows missing from the last panel are zeros), row pair h = rows
-//       r0+2h, r0+2h+1: wp[(c·4 + h)·8 ..] = W[r0+2h][4c .. 4c+4] ‖ W[r0+2h+1][4c .. 4c+4]; built once per panel
-//       per call and reused by every token pair.
+//       r0+2h, r0+2h+1: wp[(c·4 + h)·8 ..] = W[r0+2h][4c .. 4c+4] ‖ W[r0+2h+1][4c .. 4c+4] in bf16 (f16 weights
+//       converted on the way: fcvtl + bfcvtn, nearest even); built once per panel per call and reused by every
+//       token pair.
 //   register tile: 8 rows (4 row pairs) × 2·kTP tokens (kTP ≤ 4): 4·kTP accumulators with lanes
 //       [r0·t0, r0·t1, r1·t0, r1·t1]; per column quad 4 + kTP loads and 4·kTP bfmmla.
 // Compared with ref::matmul_bf16_acts on odd shapes under qemu-aarch64 (-cpu max has BF16).
@@ -49,20 +50,36 @@ void BuildTokenPairs(const float* x, size_t n, size_t cols, size_t nc, size_t p0
     }
 }
 
+// Four weights of a row as bf16.
+template <bool kF16>
+LOWBIT_BF16_ATTR uint16x4_t LoadQuad(const uint16_t* a) {
+  if constexpr (kF16)
+    return vreinterpret_u16_bf16(vcvt_bf16_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(a)))));
+  else
+    return vld1_u16(a);
+}
+
+template <bool kF16>
+uint16_t ToBf16(uint16_t h) {
+  if constexpr (kF16) return f32_to_bf16_inline(half_to_f32(h));
+  return h;
+}
+
 // The panel of rows r0 .. r0+7 (wp: nc · 32 halves).
-void BuildPanel(const uint16_t* W, size_t rows, size_t cols, size_t nc, size_t r0, uint16_t* wp) {
+template <bool kF16>
+LOWBIT_BF16_ATTR void BuildPanel(const uint16_t* W, size_t rows, size_t cols, size_t nc, size_t r0, uint16_t* wp) {
   size_t c = 0;
   if (r0 + kPanelRows <= rows)  // whole quads of a whole panel: two 8-byte loads per 16-byte line
     for (; 4 * c + 4 <= cols; ++c)
       for (size_t h = 0; h < 4; ++h) {
         const uint16_t* a = W + (r0 + 2 * h) * cols + 4 * c;
-        vst1q_u16(wp + (c * 4 + h) * 8, vcombine_u16(vld1_u16(a), vld1_u16(a + cols)));
+        vst1q_u16(wp + (c * 4 + h) * 8, vcombine_u16(LoadQuad<kF16>(a), LoadQuad<kF16>(a + cols)));
       }
   for (; c < nc; ++c)
     for (size_t h = 0; h < 4; ++h)
       for (size_t j = 0; j < 8; ++j) {
         const size_t r = r0 + 2 * h + j / 4, k = 4 * c + j % 4;
-        wp[(c * 4 + h) * 8 + j] = r < rows && k < cols ? W[r * cols + k] : 0;
+        wp[(c * 4 + h) * 8 + j] = r < rows && k < cols ? ToBf16<kF16>(W[r * cols + k]) : 0;
       }
 }
 
@@ -98,15 +115,14 @@ LOWBIT_BF16_ATTR __attribute__((noinline)) void Tile(const uint16_t* wp, const u
 
 }  // namespace
 
-// (bf16 weights only: f16 ones keep the fp32 kernels here.)
 bool matmul_bf16_dot_available(DenseLayout layout, WeightType wt) {
-  return wt == WeightType::BF16 && layout == DenseLayout::Rows && arm_has_bf16();
+  return wt != WeightType::F32 && layout == DenseLayout::Rows && arm_has_bf16();
 }
 
 void matmul_bf16_dot(ThreadPool& pool, WeightType wt, const uint16_t* W, DenseLayout layout, size_t rows,
                      size_t cols, const float* x, size_t n_tokens, float* y) {
   if (!matmul_bf16_dot_available(layout, wt))
-    fail("matmul_bf16_dot: this CPU has no BF16 extension, or the weights are not bf16 in the row layout");
+    fail("matmul_bf16_dot: this CPU has no BF16 extension, or the weights are not 16-bit in the row layout");
   if (rows == 0 || n_tokens == 0) return;
   if (cols == 0) {
     std::fill(y, y + rows * n_tokens, 0.0f);
@@ -125,7 +141,10 @@ void matmul_bf16_dot(ThreadPool& pool, WeightType wt, const uint16_t* W, DenseLa
     std::vector<uint16_t> wp(nc * 32);
     for (size_t g = g0; g < g1; ++g) {
       const size_t r0 = g * kPanelRows, nr = std::min(kPanelRows, rows - r0);
-      BuildPanel(W, rows, cols, nc, r0, wp.data());
+      if (wt == WeightType::F16)
+        BuildPanel<true>(W, rows, cols, nc, r0, wp.data());
+      else
+        BuildPanel<false>(W, rows, cols, nc, r0, wp.data());
       for (size_t p = 0; p < n_pairs; p += kMaxPairs) {
         switch (std::min(kMaxPairs, n_pairs - p)) {
           case 4: Tile<4>(wp.data(), xp, nc, p, n_tokens, y, rows, r0, nr); break;

@@ -45,7 +45,7 @@ void matmul(ThreadPool& pool, WeightType wt, const void* W, size_t rows, size_t 
 // bf16 (nearest even); products are exact and summed in fp32. Two kernels, each for the layout its CPU keeps:
 // AVX512-BF16 `vdpbf16ps` on x86 (kernels/matmul_bf16_dot.cc, W in DenseLayout::Tiles) and Arm BF16 `bfmmla`
 // on aarch64 (kernels/matmul_bf16_mmla_neon.cc, W in DenseLayout::Rows; its sums round to odd, as that
-// instruction does). wt is BF16, or F16 where available (x86): f16 weights are then rounded to bf16 as well.
+// instruction does). wt is BF16 or F16: f16 weights are then rounded to bf16 as well.
 // The Session uses it for 16-bit weights from kBf16DotMinTokens tokens on where the CPU has it (2-4× the fp32
 // FMA rate); decode keeps the weights' own values and fp32 activations.
 bool matmul_bf16_dot_available(DenseLayout layout, WeightType wt = WeightType::BF16);
