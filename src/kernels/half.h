@@ -62,4 +62,7 @@ inline uint16_t f32_to_bf16_inline(float f) {
   return static_cast<uint16_t>((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
 }
 
+// f16 -> bf16 through the exact fp32 value (rounded to nearest even; exact for f16 values that came from bf16).
+inline uint16_t f16_to_bf16_inline(uint16_t h) { return f32_to_bf16_inline(half_to_f32(h)); }
+
 }  // namespace lowbit::kernels

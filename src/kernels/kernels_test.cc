@@ -164,7 +164,7 @@ TEST(Kernels, MatmulBf16DotOddShapes) {
           std::vector<uint16_t> wb(rows * cols);
           std::memcpy(wb.data(), W.data(), wb.size() * 2);
           if (wt == WeightType::F16)
-            for (uint16_t& h : wb) h = f32_to_bf16_inline(half_to_f32(h));
+            for (uint16_t& h : wb) h = f16_to_bf16_inline(h);
           std::vector<float> want(rows * n);
           ref::matmul_bf16_acts(wb.data(), rows, cols, x.data(), n, want.data());
           const std::vector<uint8_t> T = in_layout(wt, W, rows, cols, layout);

@@ -69,12 +69,6 @@ LOWBIT_BF16_ATTR __m512i LoadLine(const uint16_t* p) {
   }
 }
 
-template <bool kF16>
-uint16_t ToBf16(uint16_t h) {
-  if constexpr (kF16) return f32_to_bf16_inline(half_to_f32(h));
-  return h;
-}
-
 // wp for one full group (W at the group's first line): pair line kp from lines 2kp and 2kp+1 (a zero line past
 // the last column).
 template <bool kF16>
@@ -102,8 +96,8 @@ void PairTail(const uint16_t* W, size_t r0, size_t nt, size_t cols, uint16_t* wp
     for (size_t i = 0; i < kTR; ++i) {
       const uint16_t* row = W + (r0 + i) * cols;
       uint16_t* d = wp + kp * 2 * kTR + 2 * i;
-      d[0] = i < nt ? ToBf16<kF16>(row[2 * kp]) : 0;
-      d[1] = i < nt && 2 * kp + 1 < cols ? ToBf16<kF16>(row[2 * kp + 1]) : 0;
+      d[0] = i < nt ? (kF16 ? f16_to_bf16_inline(row[2 * kp]) : row[2 * kp]) : 0;
+      d[1] = i < nt && 2 * kp + 1 < cols ? (kF16 ? f16_to_bf16_inline(row[2 * kp + 1]) : row[2 * kp + 1]) : 0;
     }
 }
 

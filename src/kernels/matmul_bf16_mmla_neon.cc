@@ -59,12 +59,6 @@ LOWBIT_BF16_ATTR uint16x4_t LoadQuad(const uint16_t* a) {
     return vld1_u16(a);
 }
 
-template <bool kF16>
-uint16_t ToBf16(uint16_t h) {
-  if constexpr (kF16) return f32_to_bf16_inline(half_to_f32(h));
-  return h;
-}
-
 // The panel of rows r0 .. r0+7 (wp: nc · 32 halves).
 template <bool kF16>
 LOWBIT_BF16_ATTR void BuildPanel(const uint16_t* W, size_t rows, size_t cols, size_t nc, size_t r0, uint16_t* wp) {
@@ -79,7 +73,7 @@ LOWBIT_BF16_ATTR void BuildPanel(const uint16_t* W, size_t rows, size_t cols, si
     for (size_t h = 0; h < 4; ++h)
       for (size_t j = 0; j < 8; ++j) {
         const size_t r = r0 + 2 * h + j / 4, k = 4 * c + j % 4;
-        wp[(c * 4 + h) * 8 + j] = r < rows && k < cols ? ToBf16<kF16>(W[r * cols + k]) : 0;
+        wp[(c * 4 + h) * 8 + j] = r < rows && k < cols ? (kF16 ? f16_to_bf16_inline(W[r * cols + k]) : W[r * cols + k]) : 0;
       }
 }
 
