@@ -17,6 +17,7 @@
 namespace lowbit {
 namespace kernels {
 enum class DenseLayout;  // kernels/ops.h
+enum class WeightType;   // kernels/ops.h
 }
 
 // Hyper-parameters, read from `<arch>.*` GGUF keys.
@@ -65,6 +66,7 @@ struct Weight {
   // groups; aarch64 BF16: rows): prefill (from kBf16DotMinTokens tokens) then runs bf16 × bf16.
   bool prefill_in_bf16() const;
   kernels::DenseLayout dense_layout() const;  // of the dense weights: Tiles when dense_tiled, else Rows
+  kernels::WeightType dense_type() const;      // of the dense weights, as the kernels name dtype
   uint64_t bytes() const;
   void row_to_f32(size_t r, float* out) const;  // one row (an embedding lookup) as fp32
   std::string format_name() const;              // "f32", "bf16", "q4_g32_zeros_a8", ...

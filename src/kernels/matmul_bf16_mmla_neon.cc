@@ -73,7 +73,8 @@ LOWBIT_BF16_ATTR void BuildPanel(const uint16_t* W, size_t rows, size_t cols, si
     for (size_t h = 0; h < 4; ++h)
       for (size_t j = 0; j < 8; ++j) {
         const size_t r = r0 + 2 * h + j / 4, k = 4 * c + j % 4;
-        wp[(c * 4 + h) * 8 + j] = r < rows && k < cols ? (kF16 ? f16_to_bf16_inline(W[r * cols + k]) : W[r * cols + k]) : 0;
+        const uint16_t w = r < rows && k < cols ? W[r * cols + k] : 0;
+        wp[(c * 4 + h) * 8 + j] = kF16 ? f16_to_bf16_inline(w) : w;  // (f16 zero is bf16 zero)
       }
 }
 

@@ -63,9 +63,16 @@ void Weight::use_row_tiles(ThreadPool& pool) {
 }
 
 bool Weight::prefill_in_bf16() const {
-  if (is_packed || dtype == WeightDtype::F32) return false;
-  const auto wt = dtype == WeightDtype::F16 ? kernels::WeightType::F16 : kernels::WeightType::BF16;
-  return kernels::matmul_bf16_dot_available(dense_layout(), wt);
+  return !is_packed && kernels::matmul_bf16_dot_available(dense_layout(), dense_type());  // (f32: never)
+}
+
+kernels::WeightType Weight::dense_type() const {
+  switch (dtype) {
+    case WeightDtype::F16: return kernels::WeightType::F16;
+    case WeightDtype::BF16: return kernels::WeightType::BF16;
+    case WeightDtype::F32: break;
+  }
+  return kernels::WeightType::F32;
 }
 
 kernels::DenseLayout Weight::dense_layout() const {

@@ -11,24 +11,15 @@ namespace lowbit {
 
 namespace {
 
-kernels::WeightType dense_type(WeightDtype d) {
-  switch (d) {
-    case WeightDtype::F16: return kernels::WeightType::F16;
-    case WeightDtype::BF16: return kernels::WeightType::BF16;
-    case WeightDtype::F32: break;
-  }
-  return kernels::WeightType::F32;
-}
-
 void linear(ThreadPool& pool, const Weight& w, const float* x, size_t n, float* y) {
   if (w.is_packed) {
     kernels::matmul_q(pool, w.packed, x, n, y);
   } else if (n >= kernels::kBf16DotMinTokens && w.prefill_in_bf16()) {
     // 16-bit weights: prefill in bf16 × bf16 (activations, and f16 weights, rounded to bf16).
-    kernels::matmul_bf16_dot(pool, dense_type(w.dtype), reinterpret_cast<const uint16_t*>(w.dense), w.dense_layout(),
+    kernels::matmul_bf16_dot(pool, w.dense_type(), reinterpret_cast<const uint16_t*>(w.dense), w.dense_layout(),
                              w.rows, w.cols, x, n, y);
   } else {
-    kernels::matmul(pool, dense_type(w.dtype), w.dense, w.rows, w.cols, x, n, y, w.dense_layout());
+    kernels::matmul(pool, w.dense_type(), w.dense, w.rows, w.cols, x, n, y, w.dense_layout());
   }
 }
 
