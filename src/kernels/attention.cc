@@ -14,9 +14,11 @@
 // the q loads and one transpose-and-add lane reduction),
 // softmax in fp32 (max-subtracted; exp via Highway's Exp with its argument clamped at -110, where it returns
 // 0 anyway), then sum_j p_j v_j with the output accumulators of the whole group in registers.
-// An int8 cache has one scale per stored head vector: the integer-valued dot q·k_j is scaled by k_j's scale
-// with the 1/sqrt(head_dim), and each softmax numerator p_j by v_j's scale after the sum l is taken, so the
-// inner loops are those of the fp32 cache with the codes widened on load.
+// An int8 cache has one scale per stored head vector, and the queries are rounded to int8 per (token, head)
+// vector too (quantize_kv_int8), so q·k_j is an exact integer dot scaled by both scales and 1/sqrt(head_dim).
+// With AVX512-VNNI that dot is vpdpbusd (Int8ScoresVnni, below); elsewhere the fp32 loops run on the codes
+// (exact: |sums| < 2^24). Each softmax numerator p_j is scaled by v_j's scale after the sum l is taken, and the
+// weighted sum of values runs the fp32 loops on the widened codes.
 // Threads pull items from an atomic counter, most expensive (latest token) first, because causality makes
 // items unequal and pool.parallel_for's static contiguous split would leave one thread with the long ones.
 #include <algorithm>
@@ -38,6 +40,10 @@
 #include "hwy/aligned_allocator.h"
 #include "hwy/contrib/math/math-inl.h"
 // clang-format on
+
+namespace lowbit::kernels::attention_detail {
+extern std::atomic<bool> g_allow_vnni;  // (tests turn the VNNI scores off to cover the plain AVX-512 ones)
+}
 
 HWY_BEFORE_NAMESPACE();
 namespace lowbit::kernels {
@@ -151,18 +157,129 @@ struct KVScales {
   size_t stride = 0;
 };
 
+// s[i] *= f[i * f_stride] for i < n (the per-position scales of an int8 cache).
+HWY_INLINE void ScaleBy(float* HWY_RESTRICT s, const float* HWY_RESTRICT f, size_t f_stride, size_t n) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  size_t i = 0;
+  if (f_stride == 1)
+    for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(df, s + i), hn::LoadU(df, f + i)), df, s + i);
+  for (; i < n; ++i) s[i] *= f[i * f_stride];
+}
+
+#if HWY_TARGET == HWY_AVX3
+#define LOWBIT_VNNI_ATTR __attribute__((target("avx512vnni")))
+bool UseVnni() {
+  static const bool has = __builtin_cpu_supports("avx512vnni");
+  return has && attention_detail::g_allow_vnni.load(std::memory_order_relaxed);
+}
+
+// Sum of each of 16 int32 vectors: lane i of the result is the sum of a[i]'s 16 lanes. Two rounds of
+// interleave-adds inside 128-bit blocks leave, per block b, a[4m..4m+3]'s block-b sums in vector m; two rounds
+// of block shuffle-adds then sum the 4 blocks, block m ending up with a[4m..4m+3]. 45 operations for 16 sums.
+LOWBIT_VNNI_ATTR HWY_INLINE __m512i SumsOf16(const __m512i (&a)[16]) {
+  __m512i t[8], u[4];
+  for (int i = 0; i < 8; ++i)
+    t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]),
+                            _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]));
+  for (int i = 0; i < 4; ++i)
+    u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]),
+                            _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+  // 0x88 picks blocks (0, 2) of each operand, 0xDD blocks (1, 3).
+  const __m512i v01 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x88), _mm512_shuffle_i32x4(u[0], u[1], 0xDD));
+  const __m512i v23 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], 0x88), _mm512_shuffle_i32x4(u[2], u[3], 0xDD));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(v01, v23, 0x88), _mm512_shuffle_i32x4(v01, v23, 0xDD));
+}
+
+// Scores of n int8 keys (k: key j0's codes; ks: its scale) for kG query heads with int8 codes q8[g], per-head
+// scales scale[g] (query scale / sqrt(head_dim)) and code sums qsum[g]: s[g*ldp + j] = scale[g] * ks[j*ks_stride]
+// * Σ_d q8[g][d]·k_j[d].
+// vpdpbusd multiplies unsigned by signed bytes, so each key is fed as unsigned codes k + 128 (one xor per key,
+// shared by the heads) against the signed query codes, and 128·Σq (one constant per head) is subtracted after.
+// Accumulators: kP = kG rounded up to 1, 2 or 4 heads × kKeys = 16 / kP keys, one zmm each (lanes: partial
+// sums over 4 bytes); SumsOf16 makes lane g·kKeys + u the score of head g, key u. Head vectors longer than 64
+// bytes take several loads; the last is masked (zero query bytes cancel whatever key bytes face them).
+template <size_t kG>
+LOWBIT_VNNI_ATTR HWY_NOINLINE void Int8ScoresVnni(const int8_t* const* q8, const float* scale, const int32_t* qsum,
+                                                  const int8_t* HWY_RESTRICT k, size_t stride, const float* ks,
+                                                  size_t ks_stride, size_t n, size_t head_dim,
+                                                  float* HWY_RESTRICT s, size_t ldp) {
+  constexpr size_t kP = kG == 1 ? 1 : kG == 2 ? 2 : 4;
+  constexpr size_t kKeys = 16 / kP;
+  const size_t n_loads = (head_dim + 63) / 64;
+  const __mmask64 last = head_dim % 64 ? (~0ULL >> (64 - head_dim % 64)) : ~0ULL;
+  alignas(64) float lane_scale[16];
+  alignas(64) int32_t lane_corr[16];
+  for (size_t i = 0; i < 16; ++i) {
+    const size_t g = i / kKeys;
+    lane_scale[i] = g < kG ? scale[g] : 0.0f;
+    lane_corr[i] = g < kG ? 128 * qsum[g] : 0;
+  }
+  const __m512 vscale = _mm512_load_ps(lane_scale);
+  const __m512i vcorr = _mm512_load_si512(lane_corr);
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  for (size_t j = 0; j < n; j += kKeys) {
+    const size_t nk = std::min(kKeys, n - j);
+    __m512i acc[16];
+    for (size_t i = 0; i < 16; ++i) acc[i] = _mm512_setzero_si512();
+    for (size_t c = 0; c < n_loads; ++c) {
+      const __mmask64 m = c + 1 == n_loads ? last : ~0ULL;
+      __m512i qv[kG];
+      for (size_t g = 0; g < kG; ++g) qv[g] = _mm512_maskz_loadu_epi8(m, q8[g] + 64 * c);
+      for (size_t u = 0; u < kKeys; ++u) {
+        // Keys past n read as zero codes (their scores are never used).
+        const __m512i kv = u < nk ? _mm512_maskz_loadu_epi8(m, k + (j + u) * stride + 64 * c) : _mm512_setzero_si512();
+        const __m512i ku = _mm512_xor_si512(kv, flip);
+        for (size_t g = 0; g < kG; ++g) acc[g * kKeys + u] = _mm512_dpbusd_epi32(acc[g * kKeys + u], ku, qv[g]);
+      }
+    }
+    alignas(64) float lane_ks[16];
+    for (size_t i = 0; i < 16; ++i) {
+      const size_t u = i % kKeys;
+      lane_ks[i] = u < nk ? ks[(j + u) * ks_stride] : 0.0f;
+    }
+    const __m512i dots = _mm512_sub_epi32(SumsOf16(acc), vcorr);
+    alignas(64) float out[16];
+    _mm512_store_ps(out, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dots), vscale), _mm512_load_ps(lane_ks)));
+    for (size_t g = 0; g < kG; ++g) std::copy(out + g * kKeys, out + g * kKeys + kKeys, s + g * ldp + j);
+  }
+}
+#endif  // HWY_TARGET == HWY_AVX3
+
+// Query side of one work item: kG query vectors and the per-head factor of their scores (1/sqrt(head_dim),
+// times the query's scale for an int8 cache, whose q8/qsum are also set for the VNNI scores).
+template <size_t kG>
+struct Queries {
+  const float* q[kG];
+  float scale[kG];
+  const int8_t* q8[kG];
+  int32_t qsum[kG];
+};
+
 // s: scratch of kG rows × ldp floats, ldp >= RoundUp(j1 - j0, N).
 template <size_t kG, class T>
-void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_RESTRICT vh, size_t stride,
-                 size_t j0, size_t j1, size_t head_dim, float scale, float* HWY_RESTRICT s, size_t ldp, ChunkOut out,
+void AttendChunk(const Queries<kMaxGroup>& qs, const T* HWY_RESTRICT kh, const T* HWY_RESTRICT vh, size_t stride,
+                 size_t j0, size_t j1, size_t head_dim, float* HWY_RESTRICT s, size_t ldp, ChunkOut out,
                  KVScales sc) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const size_t n = j1 - j0;
   const size_t dv = head_dim / N * N;  // vectorized part of head_dim
   const float* qg[kG];
-  for (size_t g = 0; g < kG; ++g) qg[g] = q[g];
+  for (size_t g = 0; g < kG; ++g) qg[g] = qs.q[g];
+  const float* scale = qs.scale;
 
+  bool scored = false;
+#if HWY_TARGET == HWY_AVX3
+  if constexpr (std::is_same_v<T, int8_t>) {
+    if (qs.q8[0] && UseVnni()) {
+      Int8ScoresVnni<kG>(qs.q8, qs.scale, qs.qsum, kh + j0 * stride, stride, sc.k + j0 * sc.stride, sc.stride, n,
+                         head_dim, s, ldp);
+      scored = true;
+    }
+  }
+#endif
+  if (!scored) {
   // Scores, kKeys keys at a time so each q vector load and each lane reduction is shared.
   size_t j = 0;
 #if HWY_TARGET != HWY_SCALAR
@@ -183,12 +300,12 @@ void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_R
     }
     for (size_t g = 0; g < kG; ++g) {
       float* sg = s + g * ldp + j;
-      StoreSumOf4(df, a[g][0], a[g][1], a[g][2], a[g][3], scale, sg);
+      StoreSumOf4(df, a[g][0], a[g][1], a[g][2], a[g][3], scale[g], sg);
       if (dv != head_dim) {
         for (size_t u = 0; u < kKeys; ++u) {
           float tail = 0.0f;
           for (size_t d = dv; d < head_dim; ++d) tail += qg[g][d] * KVToF32(kj[u * stride + d]);
-          sg[u] += tail * scale;
+          sg[u] += tail * scale[g];
         }
       }
     }
@@ -205,13 +322,13 @@ void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_R
     for (size_t g = 0; g < kG; ++g) {
       float dot = hn::GetLane(hn::SumOfLanes(df, a[g]));
       for (size_t d = dv; d < head_dim; ++d) dot += qg[g][d] * KVToF32(kj[d]);
-      s[g * ldp + j] = dot * scale;
+      s[g * ldp + j] = dot * scale[g];
     }
   }
 
   if (sc.k)  // int8 keys: each score times its key's scale
-    for (size_t g = 0; g < kG; ++g)
-      for (size_t j = 0; j < n; ++j) s[g * ldp + j] *= sc.k[(j0 + j) * sc.stride];
+    for (size_t g = 0; g < kG; ++g) ScaleBy(s + g * ldp, sc.k + j0 * sc.stride, sc.stride, n);
+  }  // !scored
 
   // Softmax numerators, per head.
   const size_t n_pad = (n + N - 1) / N * N;
@@ -233,8 +350,7 @@ void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_R
   }
 
   if (sc.v)  // int8 values: fold each value's scale into its weight (l above stays the plain sum)
-    for (size_t g = 0; g < kG; ++g)
-      for (size_t j = 0; j < n; ++j) s[g * ldp + j] *= sc.v[(j0 + j) * sc.stride];
+    for (size_t g = 0; g < kG; ++g) ScaleBy(s + g * ldp, sc.v + j0 * sc.stride, sc.stride, n);
 
   // Weighted sums of values.
   const T* v0 = vh + j0 * stride;
@@ -252,17 +368,17 @@ void AttendChunk(const float* const* q, const T* HWY_RESTRICT kh, const T* HWY_R
 }
 
 template <class T>
-void AttendChunkG(size_t G, const float* const* q, const T* kh, const T* vh, size_t stride, size_t j0,
-                  size_t j1, size_t head_dim, float scale, float* s, size_t ldp, ChunkOut out, KVScales sc) {
+void AttendChunkG(size_t G, const Queries<kMaxGroup>& qs, const T* kh, const T* vh, size_t stride, size_t j0,
+                  size_t j1, size_t head_dim, float* s, size_t ldp, ChunkOut out, KVScales sc) {
   switch (G) {
     case 1:
-      return AttendChunk<1>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out, sc);
+      return AttendChunk<1>(qs, kh, vh, stride, j0, j1, head_dim, s, ldp, out, sc);
     case 2:
-      return AttendChunk<2>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out, sc);
+      return AttendChunk<2>(qs, kh, vh, stride, j0, j1, head_dim, s, ldp, out, sc);
     case 3:
-      return AttendChunk<3>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out, sc);
+      return AttendChunk<3>(qs, kh, vh, stride, j0, j1, head_dim, s, ldp, out, sc);
     default:
-      return AttendChunk<4>(q, kh, vh, stride, j0, j1, head_dim, scale, s, ldp, out, sc);
+      return AttendChunk<4>(qs, kh, vh, stride, j0, j1, head_dim, s, ldp, out, sc);
   }
 }
 
@@ -308,6 +424,27 @@ void AttentionT(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, 
   const size_t part_stride = head_dim + 2;
   std::vector<float> partials(split ? n_tokens * n_heads * max_chunks * part_stride : 0);
 
+  // An int8 cache: queries rounded to int8 per (token, head) vector; the generic loops read the codes as floats.
+  std::vector<int8_t> q8;
+  std::vector<float> q8f, q8scale;
+  std::vector<int32_t> q8sum;
+  if (scales) {
+    const size_t nv = n_tokens * n_heads;
+    q8.resize(nv * head_dim);
+    q8f.resize(nv * head_dim);
+    q8scale.resize(nv);
+    q8sum.resize(nv);
+    pool.parallel_for(nv, 16, [&](size_t v0, size_t v1) {
+      for (size_t r = v0; r < v1; ++r) {
+        int8_t* c = q8.data() + r * head_dim;
+        q8scale[r] = quantize_kv_int8(q + r * head_dim, head_dim, c);
+        int32_t sum = 0;
+        for (size_t d = 0; d < head_dim; ++d) sum += c[d], q8f[r * head_dim + d] = c[d];
+        q8sum[r] = sum;
+      }
+    });
+  }
+
   const size_t ldp = (std::min(chunk, max_ctx) + N - 1) / N * N;
   std::atomic<size_t> next{0};
   pool.run([&](int, int) HWY_ATTR {
@@ -325,8 +462,19 @@ void AttentionT(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, 
       const size_t j0 = size_t(it.c) * chunk, j1 = std::min(n_ctx, j0 + chunk);
       const size_t h0 = size_t(it.kvh) * group + size_t(it.sub) * kMaxGroup;
       const size_t G = std::min(kMaxGroup, size_t(it.kvh + 1) * group - h0);
-      const float* qs[kMaxGroup];
-      for (size_t g = 0; g < G; ++g) qs[g] = q + (size_t(it.t) * n_heads + h0 + g) * head_dim;
+      Queries<kMaxGroup> qs{};
+      for (size_t g = 0; g < G; ++g) {
+        const size_t r = size_t(it.t) * n_heads + h0 + g;  // (token, head) vector
+        if (scales) {
+          qs.q[g] = q8f.data() + r * head_dim;
+          qs.scale[g] = scale * q8scale[r];
+          qs.q8[g] = q8.data() + r * head_dim;
+          qs.qsum[g] = q8sum[r];
+        } else {
+          qs.q[g] = q + r * head_dim;
+          qs.scale[g] = scale;
+        }
+      }
       ChunkOut co{local.get(), local.get() + kMaxGroup, local.get() + 2 * kMaxGroup};
       KVScales sc;
       if (scales) {
@@ -334,7 +482,7 @@ void AttentionT(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, 
         sc = {scales->k + at, scales->v + at, scales->stride};
       }
       AttendChunkG(G, qs, k + size_t(it.kvh) * head_stride, v + size_t(it.kvh) * head_stride, kv_stride, j0, j1, head_dim,
-                   scale, s.get(), ldp, co, sc);
+                   s.get(), ldp, co, sc);
       for (size_t g = 0; g < G; ++g) {
         const float* acc = co.acc + g * head_dim;
         if (!split) {
@@ -397,6 +545,9 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 namespace lowbit::kernels {
+
+std::atomic<bool> attention_detail::g_allow_vnni{true};
+void attention_allow_vnni_for_test(bool allow) { attention_detail::g_allow_vnni.store(allow); }
 
 HWY_EXPORT(AttentionImpl);
 HWY_EXPORT(AttentionF16Impl);

@@ -98,54 +98,64 @@ BENCHMARK(BM_Matmul)->Apply(MatmulLargeArgs)->UseRealTime()->Unit(benchmark::kMi
 
 // args: n_tokens, pos0, threads, query heads, kv heads (head_dim 64), cache type (0 f32, 1 f16, 2 int8).
 // SmolLM2-135M: 9 / 3; TinyLlama: 32 / 4. The cache is pos-major ([pos][kv head][head_dim]) as in the tests.
+// kv_type 0 f32, 1 f16, 2 int8, 3 int8 without the AVX512-VNNI scores (the plain loops, for comparison).
+// head_major 1: the Session's cache layout, [kv head][pos][head_dim] (each head's keys contiguous); 0: rows
+// [pos][kv_heads * head_dim].
 void BM_Attention(benchmark::State& state) {
   const size_t n = state.range(0), pos0 = state.range(1);
   ThreadPool& pool = pool_of(int(state.range(2)));
-  const size_t heads = state.range(3), kv = state.range(4), hd = 64, stride = kv * hd;
+  const size_t heads = state.range(3), kv = state.range(4), hd = 64;
   const int type = int(state.range(5));
-  const size_t rows = (pos0 + n) * kv;  // stored head vectors
+  const bool head_major = state.range(6) != 0;
+  const size_t ctx = pos0 + n, rows = ctx * kv;  // stored head vectors
+  const size_t stride = head_major ? hd : kv * hd, head_stride = head_major ? ctx * hd : hd;
   const std::vector<float> q = random_floats(n * heads * hd, 3);
   const std::vector<float> k = random_floats(rows * hd, 4);
   const std::vector<float> v = random_floats(rows * hd, 5);
   std::vector<uint16_t> k16(k.size()), v16(v.size());
   std::vector<int8_t> k8(k.size()), v8(v.size());
-  std::vector<float> ks(rows), vs(rows);
+  std::vector<float> ks(rows), vs(rows);  // one scale per stored head vector, in the same order
   if (type == 1) {
     f32_to_f16(k.data(), k16.data(), k.size());
     f32_to_f16(v.data(), v16.data(), v.size());
-  } else if (type == 2) {
+  } else if (type >= 2) {
     for (size_t r = 0; r < rows; ++r) {
       ks[r] = quantize_kv_int8(k.data() + r * hd, hd, k8.data() + r * hd);
       vs[r] = quantize_kv_int8(v.data() + r * hd, hd, v8.data() + r * hd);
     }
   }
-  const KVCacheScales sc{ks.data(), vs.data(), kv, 1};  // scale of head g at position j: [j * kv + g]
+  // Scale of head g at position j: [g * ctx + j] head-major, [j * kv + g] otherwise.
+  const KVCacheScales sc = head_major ? KVCacheScales{ks.data(), vs.data(), 1, ctx}
+                                      : KVCacheScales{ks.data(), vs.data(), kv, 1};
   std::vector<float> out(n * heads * hd);
+  attention_allow_vnni_for_test(type != 3);
   for (auto _ : state) {
     if (type == 1)
-      attention(pool, q.data(), n, pos0, k16.data(), v16.data(), stride, heads, kv, hd, out.data());
-    else if (type == 2)
-      attention(pool, q.data(), n, pos0, k8.data(), v8.data(), sc, stride, heads, kv, hd, out.data());
+      attention(pool, q.data(), n, pos0, k16.data(), v16.data(), stride, heads, kv, hd, out.data(), head_stride);
+    else if (type >= 2)
+      attention(pool, q.data(), n, pos0, k8.data(), v8.data(), sc, stride, heads, kv, hd, out.data(), head_stride);
     else
-      attention(pool, q.data(), n, pos0, k.data(), v.data(), stride, heads, kv, hd, out.data());
+      attention(pool, q.data(), n, pos0, k.data(), v.data(), stride, heads, kv, hd, out.data(), head_stride);
     benchmark::DoNotOptimize(out.data());
   }
+  attention_allow_vnni_for_test(true);
   double flops = 0;  // q·k and p·v: 4·head_dim per (query head, key)
   for (size_t t = 0; t < n; ++t) flops += 4.0 * hd * heads * double(pos0 + t + 1);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(type == 1 ? "f16" : type == 2 ? "int8" : "f32");
+  state.SetLabel(type == 1 ? "f16" : type == 2 ? "int8" : type == 3 ? "int8 plain" : "f32");
 }
 BENCHMARK(BM_Attention)
-    ->Args({1, 1023, 2, 9, 3, 0})
-    ->Args({1, 8191, 2, 9, 3, 0})
-    ->Args({512, 0, 2, 9, 3, 0})
-    ->Args({1, 2047, 2, 32, 4, 0})
-    ->Args({1, 2047, 2, 32, 4, 1})
-    ->Args({1, 2047, 2, 32, 4, 2})
-    ->Args({1, 2047, 1, 32, 4, 0})
-    ->Args({1, 2047, 1, 32, 4, 1})
-    ->Args({1, 2047, 1, 32, 4, 2})
-    ->ArgNames({"tokens", "pos0", "threads", "heads", "kv_heads", "kv_type"})
+    ->Args({1, 1023, 2, 9, 3, 0, 0})
+    ->Args({1, 8191, 2, 9, 3, 0, 0})
+    ->Args({512, 0, 2, 9, 3, 0, 0})
+    ->Args({1, 2047, 2, 32, 4, 0, 1})
+    ->Args({1, 2047, 2, 32, 4, 1, 1})
+    ->Args({1, 2047, 2, 32, 4, 2, 1})
+    ->Args({1, 2047, 2, 32, 4, 3, 1})
+    ->Args({1, 2047, 1, 32, 4, 0, 1})
+    ->Args({1, 2047, 1, 32, 4, 1, 1})
+    ->Args({1, 2047, 1, 32, 4, 2, 1})
+    ->ArgNames({"tokens", "pos0", "threads", "heads", "kv_heads", "kv_type", "head_major"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -255,8 +255,16 @@ void check_attention(ThreadPool& pool, size_t n_tokens, size_t pos0, size_t n_he
       for (size_t d = 0; d < hd; ++d) k8f[at + d] = k8[at + d] * ks[si], v8f[at + d] = v8[at + d] * vs[si];
     }
   const KVCacheScales sc8{ks.data(), vs.data(), 1, scale_head_stride};
+  // With an int8 cache the queries are rounded too, per (token, head) vector.
+  std::vector<float> q8f(q.size());
+  std::vector<int8_t> q8(hd);
+  for (size_t r = 0; r < n_tokens * n_heads; ++r) {
+    const float qs = quantize_kv_int8(q.data() + r * hd, hd, q8.data());
+    for (size_t d = 0; d < hd; ++d) q8f[r * hd + d] = q8[d] * qs;
+  }
   std::vector<float> want8(want.size());
-  ref::attention(q.data(), n_tokens, pos0, k8f.data(), v8f.data(), hd, n_heads, n_kv, hd, want8.data(), head_stride);
+  ref::attention(q8f.data(), n_tokens, pos0, k8f.data(), v8f.data(), hd, n_heads, n_kv, hd, want8.data(),
+                 head_stride);
   EXPECT_LE(scaled_error(want8, want), 0.05) << "int8 rounding";  // (a sanity bound, not the kernel's accuracy)
   ForEachTarget([&] {
     std::vector<float> got_hm(want.size(), std::numeric_limits<float>::quiet_NaN());
@@ -270,13 +278,19 @@ void check_attention(ThreadPool& pool, size_t n_tokens, size_t pos0, size_t n_he
                          << " head_dim " << hd << " threads " << pool.size();
     // An int8 cache, head-major with per-vector scales ([kv head][pos], heads padded apart): the reference runs
     // on codes × scales.
-    std::vector<float> got8(want.size(), std::numeric_limits<float>::quiet_NaN());
-    attention(pool, q.data(), n_tokens, pos0, k8.data(), v8.data(), sc8, hd, n_heads, n_kv, hd, got8.data(),
-              head_stride);
-    const double err8 = scaled_error(got8, want8);
-    g_worst_attention_error = std::max(g_worst_attention_error, err8);
-    EXPECT_LE(err8, 1e-5) << "int8 cache, tokens " << n_tokens << " pos0 " << pos0 << " heads " << n_heads << "/"
-                          << n_kv << " head_dim " << hd << " threads " << pool.size();
+    // On AVX-512 both with and without the VNNI scores.
+    for (bool vnni : {true, false}) {
+      attention_allow_vnni_for_test(vnni);
+      std::vector<float> got8(want.size(), std::numeric_limits<float>::quiet_NaN());
+      attention(pool, q.data(), n_tokens, pos0, k8.data(), v8.data(), sc8, hd, n_heads, n_kv, hd, got8.data(),
+                head_stride);
+      const double err8 = scaled_error(got8, want8);
+      g_worst_attention_error = std::max(g_worst_attention_error, err8);
+      EXPECT_LE(err8, 1e-5) << "int8 cache, vnni " << vnni << " tokens " << n_tokens << " pos0 " << pos0
+                            << " heads " << n_heads << "/" << n_kv << " head_dim " << hd << " threads "
+                            << pool.size();
+    }
+    attention_allow_vnni_for_test(true);
     std::vector<float> got16(want.size(), std::numeric_limits<float>::quiet_NaN());
     attention(pool, q.data(), n_tokens, pos0, k16.data(), v16.data(), kv_stride, n_heads, n_kv, hd, got16.data());
     const double err16 = scaled_error(got16, want16);
