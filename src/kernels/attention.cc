@@ -16,7 +16,8 @@
 // 0 anyway), then sum_j p_j v_j with the output accumulators of the whole group in registers.
 // An int8 cache has one scale per stored head vector, and the queries are rounded to int8 per (token, head)
 // vector too (quantize_kv_int8), so q·k_j is an exact integer dot scaled by both scales and 1/sqrt(head_dim).
-// With AVX512-VNNI that dot is vpdpbusd (Int8ScoresVnni, below); elsewhere the fp32 loops run on the codes
+// With AVX512-VNNI that dot is vpdpbusd (Int8ScoresVnni, below), with Arm's dot product extension sdot
+// (Int8ScoresSdot); elsewhere the fp32 loops run on the codes
 // (exact: |sums| < 2^24). Each softmax numerator p_j is scaled by v_j's scale after the sum l is taken, and the
 // weighted sum of values runs the fp32 loops on the widened codes.
 // Threads pull items from an atomic counter, most expensive (latest token) first, because causality makes
@@ -28,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/arm_features.h"
 #include "kernels/half.h"
 #include "kernels/ops.h"
 
@@ -42,7 +44,7 @@
 // clang-format on
 
 namespace lowbit::kernels::attention_detail {
-extern std::atomic<bool> g_allow_vnni;  // (tests turn the VNNI scores off to cover the plain AVX-512 ones)
+extern std::atomic<bool> g_allow_vnni;  // (tests turn the VNNI / sdot scores off to cover the plain loops)
 }
 
 HWY_BEFORE_NAMESPACE();
@@ -246,6 +248,65 @@ LOWBIT_VNNI_ATTR HWY_NOINLINE void Int8ScoresVnni(const int8_t* const* q8, const
 }
 #endif  // HWY_TARGET == HWY_AVX3
 
+#if HWY_TARGET == HWY_NEON
+bool UseSdot() { return arm_has_dotprod() && attention_detail::g_allow_vnni.load(std::memory_order_relaxed); }
+
+// The same scores as Int8ScoresVnni with sdot, which multiplies signed by signed bytes (no offset): 4 keys at a
+// time, one accumulator per (head, key) whose lanes are partial sums over 4 bytes; two rounds of pairwise adds
+// turn a head's 4 accumulators into its 4 scores. Keys past n repeat the last one (their scores are never used).
+// GCC: the target is switched with push/pop_options, because a target("arch=...") attribute here leaked into
+// the functions compiled after it (LSE atomics in AttentionT, an illegal instruction on Armv8.0).
+#if defined(__clang__)
+#define LOWBIT_SDOT_ATTR __attribute__((target("dotprod")))
+#else
+#define LOWBIT_SDOT_ATTR
+#pragma GCC push_options
+#pragma GCC target("arch=armv8.2-a+dotprod+crypto")  // (why these flags: see matmul_q.cc)
+#endif
+template <size_t kG>
+LOWBIT_SDOT_ATTR HWY_NOINLINE void Int8ScoresSdot(const int8_t* const* q8, const float* scale,
+                                                  const int8_t* HWY_RESTRICT k, size_t stride, const float* ks,
+                                                  size_t ks_stride, size_t n, size_t head_dim,
+                                                  float* HWY_RESTRICT s, size_t ldp) {
+  const size_t d16 = head_dim / 16 * 16;
+  for (size_t j = 0; j < n; j += 4) {
+    const size_t nk = std::min<size_t>(4, n - j);
+    const int8_t* kp[4];
+    float ks4[4];
+    for (size_t u = 0; u < 4; ++u) {
+      kp[u] = k + (j + std::min(u, nk - 1)) * stride;
+      ks4[u] = u < nk ? ks[(j + u) * ks_stride] : 0.0f;
+    }
+    int32x4_t acc[kG][4];
+    for (size_t g = 0; g < kG; ++g)
+      for (size_t u = 0; u < 4; ++u) acc[g][u] = vdupq_n_s32(0);
+    for (size_t d = 0; d < d16; d += 16) {
+      int8x16_t qv[kG];
+      for (size_t g = 0; g < kG; ++g) qv[g] = vld1q_s8(q8[g] + d);
+      for (size_t u = 0; u < 4; ++u) {
+        const int8x16_t kv = vld1q_s8(kp[u] + d);
+        for (size_t g = 0; g < kG; ++g) acc[g][u] = vdotq_s32(acc[g][u], kv, qv[g]);
+      }
+    }
+    const float32x4_t vks = vld1q_f32(ks4);
+    for (size_t g = 0; g < kG; ++g) {
+      int32x4_t dots = vpaddq_s32(vpaddq_s32(acc[g][0], acc[g][1]), vpaddq_s32(acc[g][2], acc[g][3]));
+      if (d16 != head_dim) {
+        int32_t t[4];
+        vst1q_s32(t, dots);
+        for (size_t u = 0; u < 4; ++u)
+          for (size_t d = d16; d < head_dim; ++d) t[u] += int32_t(q8[g][d]) * kp[u][d];
+        dots = vld1q_s32(t);
+      }
+      vst1q_f32(s + g * ldp + j, vmulq_f32(vmulq_n_f32(vcvtq_f32_s32(dots), scale[g]), vks));
+    }
+  }
+}
+#if !defined(__clang__)
+#pragma GCC pop_options
+#endif
+#endif  // HWY_TARGET == HWY_NEON
+
 // Query side of one work item: kG query vectors and the per-head factor of their scores (1/sqrt(head_dim),
 // times the query's scale for an int8 cache, whose q8/qsum are also set for the VNNI scores).
 template <size_t kG>
@@ -275,6 +336,14 @@ void AttendChunk(const Queries<kMaxGroup>& qs, const T* HWY_RESTRICT kh, const T
     if (qs.q8[0] && UseVnni()) {
       Int8ScoresVnni<kG>(qs.q8, qs.scale, qs.qsum, kh + j0 * stride, stride, sc.k + j0 * sc.stride, sc.stride, n,
                          head_dim, s, ldp);
+      scored = true;
+    }
+  }
+#elif HWY_TARGET == HWY_NEON
+  if constexpr (std::is_same_v<T, int8_t>) {
+    if (qs.q8[0] && UseSdot()) {
+      Int8ScoresSdot<kG>(qs.q8, qs.scale, kh + j0 * stride, stride, sc.k + j0 * sc.stride, sc.stride, n, head_dim, s,
+                         ldp);
       scored = true;
     }
   }

@@ -278,15 +278,15 @@ void check_attention(ThreadPool& pool, size_t n_tokens, size_t pos0, size_t n_he
                          << " head_dim " << hd << " threads " << pool.size();
     // An int8 cache, head-major with per-vector scales ([kv head][pos], heads padded apart): the reference runs
     // on codes × scales.
-    // On AVX-512 both with and without the VNNI scores.
-    for (bool vnni : {true, false}) {
-      attention_allow_vnni_for_test(vnni);
+    // With and without the int8 dot product scores (AVX512-VNNI; sdot on Arm).
+    for (bool int8_dot : {true, false}) {
+      attention_allow_vnni_for_test(int8_dot);
       std::vector<float> got8(want.size(), std::numeric_limits<float>::quiet_NaN());
       attention(pool, q.data(), n_tokens, pos0, k8.data(), v8.data(), sc8, hd, n_heads, n_kv, hd, got8.data(),
                 head_stride);
       const double err8 = scaled_error(got8, want8);
       g_worst_attention_error = std::max(g_worst_attention_error, err8);
-      EXPECT_LE(err8, 1e-5) << "int8 cache, vnni " << vnni << " tokens " << n_tokens << " pos0 " << pos0
+      EXPECT_LE(err8, 1e-5) << "int8 cache, int8 dot " << int8_dot << " tokens " << n_tokens << " pos0 " << pos0
                             << " heads " << n_heads << "/" << n_kv << " head_dim " << hd << " threads "
                             << pool.size();
     }

@@ -83,7 +83,8 @@ void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, c
 // position) is codes × one fp32 scale, made by quantize_kv_int8; the scale of kv head g at position j is
 // scales.k[g * scales.head_stride + j * scales.stride] (values: scales.v). A quarter of fp32's bytes per key.
 // Each query vector (one head of one token) is rounded the same way, so that q·k is an integer dot product
-// (vpdpbusd where the CPU has AVX512-VNNI); the result is attention over those dequantized queries and keys.
+// (vpdpbusd where the CPU has AVX512-VNNI, sdot with Arm's dot product extension); the result is attention over
+// those dequantized queries and keys.
 struct KVCacheScales {
   const float* k;
   const float* v;
@@ -97,7 +98,7 @@ void attention(ThreadPool& pool, const float* q, size_t n_tokens, size_t pos0, c
 // (zero codes and scale 0 for a zero vector; zero codes and a NaN scale for a non-finite one, so that the NaN
 // reaches the output as it would from an fp32 cache).
 float quantize_kv_int8(const float* x, size_t n, int8_t* q);
-// Tests: false makes the int8-cache attention skip its AVX512-VNNI scores (the plain AVX-512 loops run instead).
+// Tests: false makes the int8-cache attention skip its AVX512-VNNI / sdot scores (the plain loops run instead).
 void attention_allow_vnni_for_test(bool allow);
 
 // Conversions used to hold weights in 16-bit runtime layouts (round to nearest even).
