@@ -17,9 +17,9 @@
 // An int8 cache has one scale per stored head vector, and the queries are rounded to int8 per (token, head)
 // vector too (quantize_kv_int8), so q·k_j is an exact integer dot scaled by both scales and 1/sqrt(head_dim).
 // With AVX512-VNNI that dot is vpdpbusd (Int8ScoresVnni, below), with Arm's dot product extension sdot
-// (Int8ScoresSdot); elsewhere the fp32 loops run on the codes
-// (exact: |sums| < 2^24). Each softmax numerator p_j is scaled by v_j's scale after the sum l is taken, and the
-// weighted sum of values runs the fp32 loops on the widened codes.
+// (Int8ScoresSdot); elsewhere the fp32 loops run on the codes (exact: |sums| < 2^24). Each softmax numerator
+// p_j is scaled by v_j's scale after the sum l is taken, and the weighted sum of values runs the fp32 loops on
+// the widened codes.
 // Threads pull items from an atomic counter, most expensive (latest token) first, because causality makes
 // items unequal and pool.parallel_for's static contiguous split would leave one thread with the long ones.
 #include <algorithm>
