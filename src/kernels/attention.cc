@@ -317,38 +317,38 @@ struct Queries {
   int32_t qsum[kG];
 };
 
-// s: scratch of kG rows × ldp floats, ldp >= RoundUp(j1 - j0, N).
+// Integer scores of an int8 cache where the CPU has an int8 dot product (s as Scores writes it); false where it
+// has none or the cache is not int8, and Scores runs instead.
 template <size_t kG, class T>
-void AttendChunk(const Queries<kMaxGroup>& qs, const T* HWY_RESTRICT kh, const T* HWY_RESTRICT vh, size_t stride,
-                 size_t j0, size_t j1, size_t head_dim, float* HWY_RESTRICT s, size_t ldp, ChunkOut out,
-                 KVScales sc) {
+bool Int8DotScores(const Queries<kMaxGroup>& qs, const T* HWY_RESTRICT kh, size_t stride, size_t j0, size_t n,
+                   size_t head_dim, float* HWY_RESTRICT s, size_t ldp, KVScales sc) {
+  if constexpr (std::is_same_v<T, int8_t>) {
+    if (!qs.q8[0]) return false;
+#if HWY_TARGET == HWY_AVX3
+    if (!UseVnni()) return false;
+    Int8ScoresVnni<kG>(qs.q8, qs.scale, qs.qsum, kh + j0 * stride, stride, sc.k + j0 * sc.stride, sc.stride, n,
+                       head_dim, s, ldp);
+    return true;
+#elif HWY_TARGET == HWY_NEON
+    if (!UseSdot()) return false;
+    Int8ScoresSdot<kG>(qs.q8, qs.scale, kh + j0 * stride, stride, sc.k + j0 * sc.stride, sc.stride, n, head_dim, s,
+                       ldp);
+    return true;
+#endif
+  }
+  return false;
+}
+
+// s[g*ldp + j] = scale[g] * q[g]·k_{j0+j} (times key j's scale for an int8 cache), for j < n, in fp32 lanes.
+template <size_t kG, class T>
+void Scores(const Queries<kMaxGroup>& qs, const T* HWY_RESTRICT kh, size_t stride, size_t j0, size_t n,
+            size_t head_dim, float* HWY_RESTRICT s, size_t ldp, KVScales sc) {
   const DF df;
   const size_t N = hn::Lanes(df);
-  const size_t n = j1 - j0;
   const size_t dv = head_dim / N * N;  // vectorized part of head_dim
-  const float* qg[kG];
-  for (size_t g = 0; g < kG; ++g) qg[g] = qs.q[g];
+  const float* const* qg = qs.q;
   const float* scale = qs.scale;
 
-  bool scored = false;
-#if HWY_TARGET == HWY_AVX3
-  if constexpr (std::is_same_v<T, int8_t>) {
-    if (qs.q8[0] && UseVnni()) {
-      Int8ScoresVnni<kG>(qs.q8, qs.scale, qs.qsum, kh + j0 * stride, stride, sc.k + j0 * sc.stride, sc.stride, n,
-                         head_dim, s, ldp);
-      scored = true;
-    }
-  }
-#elif HWY_TARGET == HWY_NEON
-  if constexpr (std::is_same_v<T, int8_t>) {
-    if (qs.q8[0] && UseSdot()) {
-      Int8ScoresSdot<kG>(qs.q8, qs.scale, kh + j0 * stride, stride, sc.k + j0 * sc.stride, sc.stride, n, head_dim, s,
-                         ldp);
-      scored = true;
-    }
-  }
-#endif
-  if (!scored) {
   // Scores, kKeys keys at a time so each q vector load and each lane reduction is shared.
   size_t j = 0;
 #if HWY_TARGET != HWY_SCALAR
@@ -397,7 +397,20 @@ void AttendChunk(const Queries<kMaxGroup>& qs, const T* HWY_RESTRICT kh, const T
 
   if (sc.k)  // int8 keys: each score times its key's scale
     for (size_t g = 0; g < kG; ++g) ScaleBy(s + g * ldp, sc.k + j0 * sc.stride, sc.stride, n);
-  }  // !scored
+}
+
+// s: scratch of kG rows × ldp floats, ldp >= RoundUp(j1 - j0, N).
+template <size_t kG, class T>
+void AttendChunk(const Queries<kMaxGroup>& qs, const T* HWY_RESTRICT kh, const T* HWY_RESTRICT vh, size_t stride,
+                 size_t j0, size_t j1, size_t head_dim, float* HWY_RESTRICT s, size_t ldp, ChunkOut out,
+                 KVScales sc) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const size_t n = j1 - j0;
+  const size_t dv = head_dim / N * N;  // vectorized part of head_dim
+
+  if (!Int8DotScores<kG>(qs, kh, stride, j0, n, head_dim, s, ldp, sc))
+    Scores<kG>(qs, kh, stride, j0, n, head_dim, s, ldp, sc);
 
   // Softmax numerators, per head.
   const size_t n_pad = (n + N - 1) / N * N;

@@ -96,11 +96,11 @@ void MatmulLargeArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matmul)->Apply(MatmulLargeArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// args: n_tokens, pos0, threads, query heads, kv heads (head_dim 64), cache type (0 f32, 1 f16, 2 int8).
-// SmolLM2-135M: 9 / 3; TinyLlama: 32 / 4. The cache is pos-major ([pos][kv head][head_dim]) as in the tests.
+// args: n_tokens, pos0, threads, query heads, kv heads (head_dim 64), cache type, layout.
+// SmolLM2-135M: 9 / 3; TinyLlama: 32 / 4.
 // kv_type 0 f32, 1 f16, 2 int8, 3 int8 without the AVX512-VNNI scores (the plain loops, for comparison).
 // head_major 1: the Session's cache layout, [kv head][pos][head_dim] (each head's keys contiguous); 0: rows
-// [pos][kv_heads * head_dim].
+// [pos][kv_heads * head_dim], as in the tests.
 void BM_Attention(benchmark::State& state) {
   const size_t n = state.range(0), pos0 = state.range(1);
   ThreadPool& pool = pool_of(int(state.range(2)));
